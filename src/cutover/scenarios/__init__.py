@@ -1,0 +1,1 @@
+"""Built-in data: simulated model profiles and the demo scenario."""

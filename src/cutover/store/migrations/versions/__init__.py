@@ -1,0 +1,1 @@
+"""Numbered migrations of the store: ``0001_initial.py``, ``0002_...``."""
