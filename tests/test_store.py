@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -43,16 +44,17 @@ def obs(target: str, output: str | None = "ok", **fields: Any) -> Observation:
     return Observation(target=target, output=output, **fields)
 
 
+RUN_ARGS: dict[str, Any] = {
+    "kind": "live",
+    "old_target": "key-old",
+    "new_target": "key-new",
+    "old_label": "old-model",
+    "new_label": "new-model",
+}
+
+
 def new_run(store: Store, fingerprint: str = "fp", **kwargs: Any) -> RunInfo:
-    return store.create_run(
-        fingerprint=fingerprint,
-        kind="live",
-        old_target="key-old",
-        new_target="key-new",
-        old_label="old-model",
-        new_label="new-model",
-        **kwargs,
-    )
+    return store.create_run(fingerprint=fingerprint, **{**RUN_ARGS, **kwargs})
 
 
 @pytest.fixture
@@ -221,6 +223,13 @@ def test_migrations_create_every_table_and_reopen_is_a_no_op(store_url: str) -> 
         assert [v[0] for v in versions] == ["0001"]
 
 
+def test_a_database_from_a_newer_cutover_is_refused_clearly(store_url: str) -> None:
+    with Store.open(store_url) as store, store.engine.begin() as conn:
+        conn.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = '9999'"))
+    with pytest.raises(StoreError, match="newer cutover"):
+        Store.open(store_url)
+
+
 def test_migrated_schema_matches_the_metadata(store: Store) -> None:
     with store.engine.connect() as conn:
         context = MigrationContext.configure(
@@ -278,9 +287,7 @@ def test_run_lifecycle(store: Store) -> None:
     assert loaded is not None and loaded.meta == {"cli": {"c": 8}}
 
     store.set_run_status(run.id, "interrupted")
-    interrupted = store.get_run(run.id)
-    assert interrupted is not None
-    assert interrupted.status == "interrupted" and interrupted.finished_at is None
+    assert store.get_run(run.id) == dataclasses.replace(run, status="interrupted")
 
     store.set_run_status(run.id, "complete")
     done = store.get_run(run.id)
@@ -293,14 +300,7 @@ def test_run_lifecycle(store: Store) -> None:
     with pytest.raises(StoreError, match="no run"):
         store.set_run_status("0" * 32, "failed")
     with pytest.raises(ValueError, match="kind"):
-        store.create_run(
-            fingerprint="f",
-            kind="nightly",
-            old_target="a",
-            new_target="b",
-            old_label="a",
-            new_label="b",
-        )
+        new_run(store, kind="nightly")
 
 
 def test_resumable_run_is_the_newest_unfinished_one(store: Store) -> None:
@@ -337,24 +337,12 @@ def test_get_run_accepts_a_unique_prefix(store: Store) -> None:
     assert store.get_run(run.id[:5]) is None  # too short to be taken as a prefix
     assert store.get_run("zzzzzzzz") is None
     # Two runs sharing a prefix: the prefix is ambiguous, the full ids are not.
-    now = datetime.now(UTC)
-    base = {
-        "created_at": now,
-        "status": "running",
-        "fingerprint": "x",
-        "kind": "live",
-        "old_target": "a",
-        "new_target": "b",
-        "old_label": "a",
-        "new_label": "b",
-        "repeats": 1,
-        "meta": {},
-    }
-    with store.engine.begin() as conn:
-        conn.execute(
-            runs.insert(),
-            [{**base, "id": "abcdef01" + "0" * 24}, {**base, "id": "abcdef02" + "0" * 24}],
-        )
+    for suffix in ("01", "02"):
+        made = new_run(store, fingerprint="x")
+        with store.engine.begin() as conn:
+            conn.execute(
+                sa.update(runs).where(runs.c.id == made.id).values(id=f"abcdef{suffix}" + "0" * 24)
+            )
     assert store.get_run("abcdef") is None
     found = store.get_run("abcdef02")
     assert found is not None and found.id == "abcdef02" + "0" * 24
@@ -377,6 +365,8 @@ def test_add_cases_is_idempotent_and_keeps_order(store: Store) -> None:
     assert store.case_count(run.id) == 7
     other = new_run(store)
     assert store.case_count(other.id) == 0
+    with pytest.raises(StoreError, match="adding cases"):
+        store.add_cases("no-such-run", [make_case(0)])
     with store.engine.connect() as conn:
         rows = conn.execute(
             sa.text("SELECT case_id, idx FROM cases WHERE run_id = :r ORDER BY idx"), {"r": run.id}
@@ -401,8 +391,6 @@ def test_case_fields_are_stored(store: Store) -> None:
         row = conn.execute(sa.text("SELECT * FROM cases")).mappings().one()
     assert bool(row["critical"]) is True and row["expected"] == "42"
     assert row["source"] == "suite.yaml:3"
-    import orjson
-
     assert orjson.loads(row["input"]) == case.input_payload()
     assert orjson.loads(row["asserts"]) == [
         {"type": "contains", "value": "42"},
@@ -479,8 +467,9 @@ def test_write_observations_is_one_transaction(store: Store) -> None:
     store.add_cases(run.id, [make_case(0)])
     good = ObservationRow("case-0", "old", 0, "k", obs("t"))
     unknown_case = ObservationRow("no-such-case", "old", 0, "k", obs("t"))
-    with pytest.raises(StoreError, match="writing observations"):
+    with pytest.raises(StoreError, match="writing observations") as info:
         store.write_observations(run.id, [good, unknown_case])
+    assert "'no-such-case'" in str(info.value) and "add_cases first" in str(info.value)
     assert store.observation_status(run.id) == {}
     with pytest.raises(ValueError, match="arm"):
         store.write_observations(run.id, [ObservationRow("case-0", "baseline", 0, "k", obs("t"))])
@@ -537,30 +526,15 @@ def test_iter_pairs_orders_by_case_position_and_keeps_unpaired(store: Store) -> 
     run = _pairs_fixture(store)
     pairs = list(store.iter_pairs(run.id, batch_size=3))
     keys = [(p.case_id, p.repeat) for p in pairs]
-    assert keys == [
-        ("case-9", 0),
-        ("case-8", 0),
-        ("case-8", 1),
-        ("case-7", 0),
-        ("case-6", 0),
-        ("case-6", 1),
-        ("case-5", 0),
-        ("case-4", 0),
-        ("case-4", 1),
-        ("case-3", 0),
-        ("case-2", 0),
-        ("case-1", 0),
-    ]
+    expected = ["9/0", "8/0", "8/1", "7/0", "6/0", "6/1", "5/0", "4/0", "4/1", "3/0", "2/0", "1/0"]
+    assert keys == [(f"case-{k[0]}", int(k[2])) for k in expected]
     by_key = {(p.case_id, p.repeat): p for p in pairs}
     p81 = by_key[("case-8", 1)]
     assert p81.old is not None and p81.old.output == "old 8/1"
     assert p81.new is not None and p81.new.output == "new 8/1"
-    assert by_key[("case-2", 0)].new is None
-    assert by_key[("case-2", 0)].old is not None
-    assert by_key[("case-1", 0)].old is None
-    assert by_key[("case-1", 0)].new is not None
-    assert by_key[("case-5", 0)].critical is True
-    assert by_key[("case-4", 0)].critical is False
+    assert by_key[("case-2", 0)].new is None and by_key[("case-2", 0)].old is not None
+    assert by_key[("case-1", 0)].old is None and by_key[("case-1", 0)].new is not None
+    assert [by_key[(f"case-{i}", 0)].critical for i in (5, 4)] == [True, False]
     assert by_key[("case-5", 0)].tags == {"use_case": "billing"}
     assert by_key[("case-5", 0)].input == [{"role": "user", "content": "question 5"}]
     # Every page size gives the same stream.
@@ -573,42 +547,31 @@ def test_iter_pairs_orders_by_case_position_and_keeps_unpaired(store: Store) -> 
 
 def test_iter_pairs_reads_one_page_at_a_time(store: Store) -> None:
     run = _pairs_fixture(store)
-    page_queries: list[str] = []
+    observation_reads: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "JOIN observations" in statement and statement.lstrip().upper().startswith("SELECT"):
-            page_queries.append(statement)
+        if statement.lstrip().upper().startswith("SELECT") and "FROM observations" in statement:
+            observation_reads.append(statement)
 
     sa.event.listen(store.engine, "before_cursor_execute", count)
     try:
         stream = store.iter_pairs(run.id, batch_size=3)
         first = next(stream)
         assert first.case_id == "case-9"
-        assert len(page_queries) == 1
+        assert len(observation_reads) == 1
         rest = list(stream)
     finally:
         sa.event.remove(store.engine, "before_cursor_execute", count)
-    # 9 cases have observations: pages of 3, 3, 3 (and a last empty look).
-    assert len(page_queries) == 3
+    # 10 case positions in pages of 3: 0-2, 3-5, 6-8, 9 (case-0, no observations).
+    assert len(observation_reads) == 4
     assert len(rest) == 11
 
 
 def test_iter_observations_streams_one_arm_in_order(store: Store) -> None:
     run = _pairs_fixture(store)
     olds = [o.output for o in store.iter_observations(run.id, "old")]
-    assert olds == [
-        "old 9/0",
-        "old 8/0",
-        "old 8/1",
-        "old 7/0",
-        "old 6/0",
-        "old 6/1",
-        "old 5/0",
-        "old 4/0",
-        "old 4/1",
-        "old 3/0",
-        "old 2",
-    ]
+    expected = ["9/0", "8/0", "8/1", "7/0", "6/0", "6/1", "5/0", "4/0", "4/1", "3/0"]
+    assert olds == [f"old {k}" for k in expected] + ["old 2"]
     news = [o.output for o in store.iter_observations(run.id, "new")]
     assert news[-1] == "new 1" and len(news) == 11
 
@@ -655,6 +618,7 @@ _WORKER = textwrap.dedent(
     from cutover.suites._case import Case
 
     url, go, name = sys.argv[1:4]
+    Path(f"{go}.{name}").touch()  # ready: imports done
     while not Path(go).exists():
         time.sleep(0.002)
     with open_store(url) as store:
@@ -686,8 +650,11 @@ def test_concurrent_processes_share_one_store(store_url: str, tmp_path: Path) ->
         )
         for n in range(3)
     ]
-    time.sleep(0.5)  # let them all reach the starting line
-    go.touch()
+    deadline = time.monotonic() + 60
+    while not all((tmp_path / f"go.w{n}").exists() for n in range(3)):
+        assert time.monotonic() < deadline, "workers did not start"
+        time.sleep(0.01)
+    go.touch()  # all three at the starting line: off they go, at once
     results = [w.communicate(timeout=90) for w in workers]
     for worker, (_out, err) in zip(workers, results, strict=True):
         assert "locked" not in err

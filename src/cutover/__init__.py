@@ -7,33 +7,97 @@ The public API. Everything the CLI does can be done from here::
 
 __version__ = "0.1.0.dev0"
 
-from cutover.analysis import TargetSummary, summarize
-from cutover.calls import RateLimiter, RetryPolicy, TargetCaller
-from cutover.errors import (
-    CutoverError,
-    InputError,
-    MissingKeyError,
-    ProviderError,
-    RecordedOutputsError,
-    RunAbortedError,
-    StoreError,
-    SuiteError,
-    TargetSpecError,
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cutover.analysis import TargetSummary, summarize
+    from cutover.calls import RateLimiter, RetryPolicy, TargetCaller
+    from cutover.errors import (
+        CutoverError,
+        InputError,
+        MissingKeyError,
+        ProviderError,
+        RecordedOutputsError,
+        RunAbortedError,
+        StoreError,
+        SuiteError,
+        TargetSpecError,
+    )
+    from cutover.providers import Provider, create_provider
+    from cutover.recorded import RecordedOutputs, load_recorded
+    from cutover.records import ModelRequest, Observation, Pair, ToolCall
+    from cutover.reports import write_json_report
+    from cutover.runner import (
+        CompareOptions,
+        RunResult,
+        compare,
+        compare_recorded,
+        run_compare,
+    )
+    from cutover.store import RunInfo, Store
+    from cutover.suites import Assertion, Case, Suite, load_suite
+    from cutover.targets import Price, Target, load_targets_file, parse_target, resolve_target
+
+# Imported on first use, so that `cutover --help` does not load the database
+# and HTTP stacks.
+_EXPORTS = MappingProxyType(
+    {
+        "Assertion": "cutover.suites",
+        "Case": "cutover.suites",
+        "CompareOptions": "cutover.runner",
+        "CutoverError": "cutover.errors",
+        "InputError": "cutover.errors",
+        "MissingKeyError": "cutover.errors",
+        "ModelRequest": "cutover.records",
+        "Observation": "cutover.records",
+        "Pair": "cutover.records",
+        "Price": "cutover.targets",
+        "Provider": "cutover.providers",
+        "ProviderError": "cutover.errors",
+        "RateLimiter": "cutover.calls",
+        "RecordedOutputs": "cutover.recorded",
+        "RecordedOutputsError": "cutover.errors",
+        "RetryPolicy": "cutover.calls",
+        "RunAbortedError": "cutover.errors",
+        "RunInfo": "cutover.store",
+        "RunResult": "cutover.runner",
+        "Store": "cutover.store",
+        "StoreError": "cutover.errors",
+        "Suite": "cutover.suites",
+        "SuiteError": "cutover.errors",
+        "Target": "cutover.targets",
+        "TargetCaller": "cutover.calls",
+        "TargetSpecError": "cutover.errors",
+        "TargetSummary": "cutover.analysis",
+        "ToolCall": "cutover.records",
+        "compare": "cutover.runner",
+        "compare_recorded": "cutover.runner",
+        "create_provider": "cutover.providers",
+        "load_recorded": "cutover.recorded",
+        "load_suite": "cutover.suites",
+        "load_targets_file": "cutover.targets",
+        "parse_target": "cutover.targets",
+        "resolve_target": "cutover.targets",
+        "run_compare": "cutover.runner",
+        "summarize": "cutover.analysis",
+        "write_json_report": "cutover.reports",
+    }
 )
-from cutover.providers import Provider, create_provider
-from cutover.recorded import RecordedOutputs, load_recorded
-from cutover.records import ModelRequest, Observation, Pair, ToolCall
-from cutover.reports import write_json_report
-from cutover.runner import (
-    CompareOptions,
-    RunResult,
-    compare,
-    compare_recorded,
-    run_compare,
-)
-from cutover.store import RunInfo, Store
-from cutover.suites import Assertion, Case, Suite, load_suite
-from cutover.targets import Price, Target, load_targets_file, parse_target, resolve_target
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cutover' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "Assertion",

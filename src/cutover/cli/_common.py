@@ -6,14 +6,16 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from cutover.errors import CutoverError, InputError, RunAbortedError, StoreError
-from cutover.store import Store
+
+if TYPE_CHECKING:
+    from cutover.store import Store
 
 EXIT_OK = 0
 EXIT_GATE_FAILED = 1
@@ -45,6 +47,8 @@ def cli_errors() -> Iterator[None]:
 
 
 def open_store(db: str | None) -> Store:
+    from cutover.store import Store
+
     return Store.open(db)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -19,12 +19,13 @@ from cutover.cli._common import (
     print_report_summary,
 )
 from cutover.errors import InputError
-from cutover.reports import write_json_report
-from cutover.runner import CompareOptions, RunResult, compare_recorded, run_compare
-from cutover.runner import Progress as RunProgress
-from cutover.store import Store
-from cutover.suites import Suite, load_suite
-from cutover.targets import Target, load_targets_file, resolve_target
+
+if TYPE_CHECKING:  # the library is imported inside the commands: `--help` stays fast
+    from cutover.runner import CompareOptions, RunResult
+    from cutover.runner import Progress as RunProgress
+    from cutover.store import Store
+    from cutover.suites import Suite
+    from cutover.targets import Target
 
 
 def run_live(
@@ -37,6 +38,9 @@ def run_live(
     quiet: bool = False,
 ) -> RunResult:
     """Run with a Rich progress bar (on stderr); Ctrl-C keeps what finished."""
+    from cutover.calls import TargetCaller
+    from cutover.runner import run_compare
+
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -44,13 +48,24 @@ def run_live(
         TextColumn("errors {task.fields[errors]} · cached {task.fields[cached]}"),
         TimeElapsedColumn(),
     )
+    # Built before the bar shows: a missing key or unknown model fails first.
+    callers = {"old": TargetCaller(old), "new": TargetCaller(new)}
     with Progress(*columns, console=err, disable=quiet, transient=False) as bar:
         task = bar.add_task(f"{old.label} vs {new.label}", total=None, errors=0, cached=0)
 
         def on_progress(p: RunProgress) -> None:
             bar.update(task, total=p.total, completed=p.done, errors=p.errors, cached=p.cached)
 
-        return asyncio.run(run_compare(suite, old, new, store, options, progress=on_progress))
+        async def go() -> RunResult:
+            try:
+                return await run_compare(
+                    suite, old, new, store, options, progress=on_progress, callers=callers
+                )
+            finally:
+                for caller in callers.values():
+                    await caller.aclose()
+
+        return asyncio.run(go())
 
 
 def compare_command(
@@ -64,13 +79,15 @@ def compare_command(
     old: Annotated[
         str | None,
         typer.Option(
-            "--old", help="Baseline target: provider:model[@url] or a name from --targets."
+            "--old",
+            help="Baseline target: provider:model, provider:model@URL, or a name from --targets.",
         ),
     ] = None,
     new: Annotated[
         str | None,
         typer.Option(
-            "--new", help="Candidate target: provider:model[@url] or a name from --targets."
+            "--new",
+            help="Candidate target: provider:model, provider:model@URL, or a name from --targets.",
         ),
     ] = None,
     targets_file: Annotated[
@@ -120,6 +137,11 @@ def compare_command(
     Live: --suite S --old T --new T. Recorded: --old-outputs A.jsonl --new-outputs B.jsonl.
     Writes OUT/report.json. Running the same command again resumes an interrupted run.
     """
+    from cutover.reports import write_json_report
+    from cutover.runner import CompareOptions, compare_recorded
+    from cutover.suites import load_suite
+    from cutover.targets import load_targets_file
+
     recorded = old_outputs is not None or new_outputs is not None
     live = suite_path is not None
     if recorded == live:
@@ -166,6 +188,8 @@ def compare_command(
 
 
 def _pick(value: str | None, named: dict[str, Target], default: str, flag: str) -> Target:
+    from cutover.targets import resolve_target
+
     if value is not None:
         return resolve_target(value, named)
     if default in named:

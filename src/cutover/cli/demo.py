@@ -10,9 +10,6 @@ import typer
 
 from cutover.cli._common import cli_errors, open_store, out
 from cutover.cli.compare import _print_result, run_live
-from cutover.reports import write_json_report
-from cutover.runner import CompareOptions
-from cutover.suites import load_suite
 
 
 def demo_command(
@@ -27,6 +24,10 @@ def demo_command(
     sim:baseline-v1 is the model in production; sim:fast-v2 is cheaper and faster
     but worse on the billing slice, where it also wraps JSON in code fences.
     """
+    from cutover.reports import write_json_report
+    from cutover.runner import CompareOptions
+    from cutover.suites import load_suite
+
     suite_file = resources.files("cutover.scenarios").joinpath("demo_suite.yaml")
     with cli_errors(), resources.as_file(suite_file) as path:
         suite = load_suite(path)

@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from cutover.cli._common import EXIT_USAGE, cli_errors, err, open_store, out, print_report_summary
-from cutover.reports import write_json_report
 
 runs_app = typer.Typer(help="List and inspect recorded runs.", no_args_is_help=True)
 
@@ -47,6 +46,8 @@ def report_command(
     db: DbOption = None,
 ) -> None:
     """Write the report of a recorded run again."""
+    from cutover.reports import write_json_report
+
     with cli_errors():
         store = open_store(db)
         run = store.get_run(run_id)

@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from cutover.cli._common import cli_errors, out
-from cutover.suites import load_suite
 
 suite_app = typer.Typer(help="Work with suites.", no_args_is_help=True)
 
@@ -22,6 +21,8 @@ def check(
     ] = "auto",
 ) -> None:
     """Validate a suite; errors name the file, line and field."""
+    from cutover.suites import load_suite
+
     with cli_errors():
         suite = load_suite(path, format=suite_format)
     tags: Counter[str] = Counter()

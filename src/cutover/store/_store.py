@@ -5,8 +5,9 @@ Every public method is one short transaction; writes on SQLite take the write
 lock up front (``BEGIN IMMEDIATE``) so concurrent writers wait for each other
 (``busy_timeout``) instead of failing with "database is locked". Long reads
 (:meth:`Store.iter_pairs`, :meth:`Store.iter_observations`) page through the
-run with keyset queries, one short transaction per page, so memory stays flat
-and no lock is held while the caller works on a page.
+run by case position (range scans of ``(run_id, idx)`` indexes), one short
+transaction per page, so memory stays flat and no lock is held while the
+caller works on a page.
 """
 
 from __future__ import annotations
@@ -56,10 +57,12 @@ from cutover.suites._case import Case
 from cutover.targets import Target
 
 _FINISHED = frozenset({"complete", "failed"})
-_CHUNK = 1000
-"""Rows per executemany / keys per IN list."""
+_CHUNK = 500
+"""Rows per executemany, keys per IN list (under SQLite's old 999-variable limit)."""
 _MIGRATION_LOCK = 0x6375746F766572
 """pg_advisory_lock key held while migrating ("cutover" in ASCII)."""
+_ANALYZE_AFTER = 5000
+"""Rows added at once after which PostgreSQL's statistics are refreshed."""
 _WRITE = "cutover_write"
 """Execution option: this SQLite transaction writes, so BEGIN IMMEDIATE."""
 _PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]*@")
@@ -235,7 +238,10 @@ class Store:
                     with conn.begin():
                         migrations.upgrade(conn)
         except (sa_exc.SQLAlchemyError, CommandError, OSError) as exc:
-            raise StoreError(f"cannot open store '{self.safe_url}': {_reason(exc)}") from exc
+            reason = _reason(exc)
+            if isinstance(exc, CommandError) and "Can't locate revision" in reason:
+                reason += " (the database was migrated by a newer cutover: upgrade cutover)"
+            raise StoreError(f"cannot open store '{self.safe_url}': {reason}") from exc
 
     def _migrate_postgres(self) -> None:
         lock = sa.select(sa.func.pg_advisory_lock(_MIGRATION_LOCK))
@@ -397,9 +403,22 @@ class Store:
         """Add the cases of a run in order; cases already there are left alone."""
         stmt = self._insert_ignore(cases, ["run_id", "case_id"])
         rows = (case_values(run_id, idx, case) for idx, case in enumerate(cases_))
+        sent = 0
         with self._transaction("adding cases", write=True) as conn:
             for chunk in _chunks(rows, _CHUNK):
                 conn.execute(stmt, chunk)
+                sent += len(chunk)
+        if sent >= _ANALYZE_AFTER:
+            self._analyze("cases")
+
+    def _analyze(self, table: str) -> None:
+        """Refresh PostgreSQL's statistics after a bulk load, so the next plans are right.
+
+        (Without them the planner takes a fresh run for a few rows and scans.)
+        """
+        if self.dialect == "postgresql":
+            with self._transaction(f"analyzing {table}", write=True) as conn:
+                conn.exec_driver_sql(f"ANALYZE {table}")
 
     def case_count(self, run_id: str) -> int:
         query = sa.select(sa.func.count()).select_from(cases).where(cases.c.run_id == run_id)
@@ -434,13 +453,12 @@ class Store:
             for chunk in _chunks(values, _CHUNK):
                 # The case position rides along so pages are read from one index.
                 wanted = list({v["case_id"] for v in chunk})
-                positions: dict[str, int] = dict(
-                    conn.execute(
-                        sa.select(cases.c.case_id, cases.c.idx).where(
-                            cases.c.run_id == run_id, cases.c.case_id.in_(wanted)
-                        )
-                    ).tuples()
+                found = conn.execute(
+                    sa.select(cases.c.case_id, cases.c.idx).where(
+                        cases.c.run_id == run_id, cases.c.case_id.in_(wanted)
+                    )
                 )
+                positions: dict[str, int] = {case_id: idx for case_id, idx in found}
                 missing = sorted(c for c in wanted if c not in positions)
                 if missing:
                     raise StoreError(
@@ -503,6 +521,7 @@ class Store:
         )
         target_cols = ["run_id", "case_id", "repeat", "old_observation_id", "new_observation_id"]
         count = sa.select(sa.func.count()).select_from(pairs).where(pairs.c.run_id == run_id)
+        self._analyze("observations")
         with self._transaction("building pairs", write=True) as conn:
             conn.execute(sa.delete(pairs).where(pairs.c.run_id == run_id))
             conn.execute(pairs.insert().from_select(target_cols, source))
