@@ -196,3 +196,32 @@ def test_runs_list_report_and_suite_check(tmp_path: Path) -> None:
     assert code == 2 and "no run" in out
     code, out = invoke("suite", "check", str(suite))
     assert code == 0 and "2 cases" in out and "tenant=acme" in out
+
+
+def test_replay_target_serves_recorded_outputs_with_their_figures(tmp_path: Path) -> None:
+    suite = write(tmp_path / "s.yaml", SUITE)
+    recorded = write(
+        tmp_path / "old.jsonl",
+        '{"id": "a", "output": "recorded a", "latency_ms": 321, "usage": {"prompt_tokens": 7, "completion_tokens": 2}}\n'
+        # no id: matched by the hash of the rendered input
+        '{"input": [{"role": "user", "content": "Extract the total"}], "output": "recorded b", "latency_ms": 99}\n',
+    )
+    code, out = invoke(
+        "compare", "--suite", str(suite), "--old", f"replay:{recorded}", "--new", "sim:echo",
+        "--out", str(tmp_path / "o"), "-q",
+    )  # fmt: skip
+    assert code == 0, out
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    old = {c["id"]: c["old"] for c in report["cases"]}
+    assert old["a"]["output"] == "recorded a" and old["a"]["latency_ms"] == 321
+    assert old["a"]["input_tokens"] == 7 and old["a"]["output_tokens"] == 2
+    assert old["b"]["output"] == "recorded b"
+    partial = write(tmp_path / "partial.jsonl", '{"id": "a", "output": "only a"}\n')
+    code, out = invoke(
+        "compare", "--suite", str(suite), "--old", f"replay:{partial}", "--new", "sim:echo",
+        "--out", str(tmp_path / "p"), "-q",
+    )  # fmt: skip
+    assert code == 0, out
+    report = json.loads((tmp_path / "p" / "report.json").read_text())
+    missing = report["cases"][1]["old"]
+    assert missing["error_class"] == "request_error" and "no recorded output for case 'b'" in missing["error"]
