@@ -139,3 +139,11 @@ async def test_pause_holds_new_calls() -> None:
     limiter.pause(3)
     await limiter.acquire(1)
     assert clock.now == pytest.approx(3)
+
+
+async def test_a_provider_bug_is_recorded_not_raised() -> None:
+    provider = ScriptedProvider("t", [KeyError("choices")])
+    caller = TargetCaller(parse_target("openai:m@http://127.0.0.1:9/v1"), provider)
+    obs = await caller.call(REQ)
+    assert obs.error_class == "unexpected_error" and "KeyError" in (obs.error or "")
+    assert obs.attempts == 1 and provider.calls == 1

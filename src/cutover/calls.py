@@ -193,6 +193,15 @@ class TargetCaller:
                     await self._sleep(wait)
                     continue
                 return self._failed(exc, attempt)
+            except Exception as exc:  # noqa: BLE001 - a provider bug must not sink the run
+                # Recorded with its type so it shows in the report; never retried.
+                return Observation(
+                    target=self.target.label,
+                    error=f"{type(exc).__name__}: {exc}",
+                    error_class="unexpected_error",
+                    attempts=attempt,
+                    simulated=self.target.simulated,
+                )
             finally:
                 self.limiter.release(estimated, actual)
             self.successes += 1

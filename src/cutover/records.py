@@ -57,7 +57,8 @@ class Observation:
 
     ``error_class`` is a stable short name (``rate_limited``, ``server_error``,
     ``timeout``, ``connection_error``, ``malformed_response``, ``auth_error``,
-    ``request_error``); ``error`` is the human message. A failed call may still
+    ``request_error``, ``unexpected_error`` for a provider bug, ``recorded_error``
+    for an error read from recorded outputs); ``error`` is the human message. A failed call may still
     carry ``output`` (the part of a stream that arrived before it broke).
     ``simulated`` is true for anything the ``sim`` provider made.
     """
