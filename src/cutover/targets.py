@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import cached_property
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,7 @@ class Target(BaseModel):
     def simulated(self) -> bool:
         return self.provider == "sim"
 
-    @property
+    @cached_property
     def key(self) -> str:
         """Identity hash: what changes the outputs (not limits, not timeouts)."""
         ident = {

@@ -120,6 +120,14 @@ class SSEDecoder:
             if buffer.startswith(b"\xef\xbb\xbf"):
                 buffer = buffer[3:]
         events: list[SSEEvent] = []
+        if b"\r" not in buffer:
+            # Fast path for the usual "\n"-only streams: one split, no per-line searches.
+            *lines, self._buffer = buffer.split(b"\n")
+            for raw in lines:
+                event = self._line(raw)
+                if event is not None:
+                    events.append(event)
+            return events
         start = 0
         length = len(buffer)
         while start < length:
@@ -154,6 +162,9 @@ class SSEDecoder:
     def _line(self, raw: bytes) -> SSEEvent | None:
         if not raw:
             return self._dispatch()
+        if raw.startswith(b"data: "):  # the common line, without the generic parse
+            self._data.append(raw[6:].decode("utf-8", errors="replace"))
+            return None
         line = raw.decode("utf-8", errors="replace")
         if line.startswith(":"):
             return None
