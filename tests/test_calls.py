@@ -147,3 +147,28 @@ async def test_a_provider_bug_is_recorded_not_raised() -> None:
     obs = await caller.call(REQ)
     assert obs.error_class == "unexpected_error" and "KeyError" in (obs.error or "")
     assert obs.attempts == 1 and provider.calls == 1
+
+
+async def test_target_concurrency_caps_calls_in_flight() -> None:
+    import asyncio
+
+    class Slow:
+        def __init__(self) -> None:
+            self.target = parse_target("openai:m@http://127.0.0.1:9/v1")
+            self.in_flight = 0
+            self.peak = 0
+
+        async def complete(self, request: ModelRequest) -> Observation:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            await asyncio.sleep(0.01)
+            self.in_flight -= 1
+            return Observation(target="t", output="ok")
+
+        async def aclose(self) -> None:
+            return None
+
+    provider = Slow()
+    caller = TargetCaller(parse_target("openai:m@http://127.0.0.1:9/v1", concurrency=3), provider)
+    await asyncio.gather(*(caller.call(REQ) for _ in range(20)))
+    assert provider.peak == 3

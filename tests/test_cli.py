@@ -33,6 +33,13 @@ cases:
 """
 
 
+def compare_sim(suite: Path, out: Path, *extra: str, old: str = "sim:echo") -> tuple[int, str]:
+    """`cutover compare` of ``old`` against sim:echo."""
+    return invoke(
+        "compare", "--suite", str(suite), "--old", old, "--new", "sim:echo", "--out", str(out), *extra
+    )  # fmt: skip
+
+
 def invoke(*args: str) -> tuple[int, str]:
     result = runner.invoke(app, list(args))
     return result.exit_code, result.output + (result.stderr if result.stderr_bytes else "")
@@ -108,17 +115,7 @@ def test_malformed_suite_exits_2_naming_file_line_field(
     tmp_path: Path, suite_text: str, needles: list[str]
 ) -> None:
     suite = write(tmp_path / "s.yaml", suite_text)
-    code, out = invoke(
-        "compare",
-        "--suite",
-        str(suite),
-        "--old",
-        "sim:echo",
-        "--new",
-        "sim:echo",
-        "--out",
-        str(tmp_path),
-    )
+    code, out = compare_sim(suite, tmp_path)
     assert code == 2
     for needle in needles:
         assert needle in out
@@ -173,18 +170,7 @@ def test_unreachable_target_exits_3_and_says_how_to_resume(tmp_path: Path) -> No
 
 def test_runs_list_report_and_suite_check(tmp_path: Path) -> None:
     suite = write(tmp_path / "s.yaml", SUITE)
-    code, _ = invoke(
-        "compare",
-        "--suite",
-        str(suite),
-        "--old",
-        "sim:echo",
-        "--new",
-        "sim:echo",
-        "--out",
-        str(tmp_path / "o"),
-        "-q",
-    )
+    code, _ = compare_sim(suite, tmp_path / "o", "-q")
     assert code == 0
     code, out = invoke("runs", "list")
     assert code == 0 and "tiny" in out and "complete" in out
@@ -206,10 +192,7 @@ def test_replay_target_serves_recorded_outputs_with_their_figures(tmp_path: Path
         # no id: matched by the hash of the rendered input
         '{"input": [{"role": "user", "content": "Extract the total"}], "output": "recorded b", "latency_ms": 99}\n',
     )
-    code, out = invoke(
-        "compare", "--suite", str(suite), "--old", f"replay:{recorded}", "--new", "sim:echo",
-        "--out", str(tmp_path / "o"), "-q",
-    )  # fmt: skip
+    code, out = compare_sim(suite, tmp_path / "o", "-q", old=f"replay:{recorded}")
     assert code == 0, out
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     old = {c["id"]: c["old"] for c in report["cases"]}
@@ -217,11 +200,11 @@ def test_replay_target_serves_recorded_outputs_with_their_figures(tmp_path: Path
     assert old["a"]["input_tokens"] == 7 and old["a"]["output_tokens"] == 2
     assert old["b"]["output"] == "recorded b"
     partial = write(tmp_path / "partial.jsonl", '{"id": "a", "output": "only a"}\n')
-    code, out = invoke(
-        "compare", "--suite", str(suite), "--old", f"replay:{partial}", "--new", "sim:echo",
-        "--out", str(tmp_path / "p"), "-q",
-    )  # fmt: skip
+    code, out = compare_sim(suite, tmp_path / "p", "-q", old=f"replay:{partial}")
     assert code == 0, out
     report = json.loads((tmp_path / "p" / "report.json").read_text())
     missing = report["cases"][1]["old"]
-    assert missing["error_class"] == "request_error" and "no recorded output for case 'b'" in missing["error"]
+    assert (
+        missing["error_class"] == "request_error"
+        and "no recorded output for case 'b'" in missing["error"]
+    )
