@@ -78,7 +78,7 @@ def test_public_api_is_pinned() -> None:
 
 def test_every_observation_field_has_a_column() -> None:
     fields = {f.name for f in dataclasses.fields(Observation)}
-    assert fields == set(OBSERVATION_FIELDS) | {"tool_calls"}
+    assert fields == set(OBSERVATION_FIELDS) | {"tool_calls", "grades"}
     columns = set(metadata.tables["observations"].columns.keys())
     assert fields <= columns
 
@@ -218,9 +218,9 @@ def test_migrations_create_every_table_and_reopen_is_a_no_op(store_url: str) -> 
     with Store.open(store_url) as again:
         assert again.get_run(run.id) == run
         with again.engine.connect() as conn:
-            assert migrations.current_revision(conn) == migrations.head_revision() == "0001"
+            assert migrations.current_revision(conn) == migrations.head_revision() == "0002"
             versions = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
-        assert [v[0] for v in versions] == ["0001"]
+        assert [v[0] for v in versions] == ["0002"]
 
 
 def test_a_database_from_a_newer_cutover_is_refused_clearly(store_url: str) -> None:

@@ -110,6 +110,9 @@ class _Line(BaseModel):
     tool_calls: list[_ToolCall] | None = None
     finish_reason: str | None = None
     model: str | None = None
+    grades: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    expected: Any = None
 
     _id = field_validator("id", mode="before")(_scalar_id)
     _tags = field_validator("tags", mode="before")(normalize_tags)
@@ -150,6 +153,9 @@ class RecordedLine:
     error_class: str | None = None
     finish_reason: str | None = None
     model: str | None = None
+    grades: dict[str, Any] = field(default_factory=dict)
+    tools: list[dict[str, Any]] | None = None
+    expected: str | None = None
 
     def observation(self, target_label: str) -> Observation:
         """The Observation this line records, attributed to ``target_label``."""
@@ -169,6 +175,7 @@ class RecordedLine:
             output_tokens=self.output_tokens,
             cost_usd=self.cost_usd,
             model=self.model,
+            grades=dict(self.grades),
         )
 
 
@@ -229,6 +236,9 @@ def _parse_line(model: _Line, *, key: str, number: int) -> RecordedLine:
         error_class=model.error_class,
         finish_reason=model.finish_reason,
         model=model.model,
+        grades=dict(model.grades or {}),
+        tools=model.tools,
+        expected=None if model.expected is None else _json_text(model.expected),
     )
 
 
@@ -296,6 +306,8 @@ def cases_from_recorded(
         new_line = new.lines.get(key)
         sides = [s for s in (old_line, new_line) if s is not None]
         messages = next((s.input for s in sides if s.input is not None), None)
+        tools = next((s.tools for s in sides if s.tools), None)
+        expected = next((s.expected for s in sides if s.expected is not None), None)
         tags = {**(new_line.tags if new_line else {}), **(old_line.tags if old_line else {})}
         first = sides[0]
         source = old.path if old_line is not None else new.path
@@ -304,6 +316,8 @@ def cases_from_recorded(
                 id=key,
                 messages=list(messages or []),
                 tags=tags,
+                tools=tools,
+                expected=expected,
                 source=f"{source}:{first.line}",
             )
         )

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cutover.suites._case import Case
 
 Message = dict[str, Any]
 """One chat message in the OpenAI format: ``{"role": ..., "content": ...}``."""
@@ -79,6 +82,9 @@ class Observation:
     attempts: int = 1
     cached: bool = False
     simulated: bool = False
+    grades: dict[str, Any] = field(default_factory=dict)
+    """External grades recorded with the output (e.g. ``{"passed": true}`` from
+    another grader, or a judge's ``{"judge_preference": 1.7}``)."""
 
     @property
     def ok(self) -> bool:
@@ -93,6 +99,7 @@ class Observation:
     def from_dict(cls, data: Mapping[str, Any]) -> Observation:
         known = {f for f in cls.__dataclass_fields__}
         kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["grades"] = dict(data.get("grades") or {})
         kwargs["tool_calls"] = tuple(
             ToolCall(id=str(tc.get("id", "")), name=str(tc["name"]), arguments=str(tc["arguments"]))
             for tc in data.get("tool_calls") or ()
@@ -115,6 +122,8 @@ class Pair:
     repeat: int = 0
     input: list[Message] | None = None
     critical: bool = False
+    case: Case | None = None
+    """The whole case (expected output, assertions, tools) when the source has it."""
 
 
 __all__ = ["Message", "ModelRequest", "Observation", "Pair", "Tags", "ToolCall"]

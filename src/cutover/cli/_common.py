@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cutover.errors import CutoverError, InputError, RunAbortedError, StoreError
 
 if TYPE_CHECKING:
+    from cutover.reports.build import ReportOutcome
     from cutover.store import Store
 
 EXIT_OK = 0
@@ -92,8 +92,7 @@ def summary_table(report: dict[str, Any]) -> Table:
     return table
 
 
-def print_report_summary(report_path: Path) -> None:
-    report = json.loads(report_path.read_text(encoding="utf-8"))
+def print_report_summary(report: dict[str, Any]) -> None:
     if report.get("simulated"):
         out.print(
             "[bold yellow]SIMULATED:[/] outputs come from the built-in sim provider, not a real model."
@@ -106,3 +105,44 @@ def print_report_summary(report_path: Path) -> None:
             out.print(
                 f"[yellow]{len(ids)} case(s) {side.replace('_', ' in ')}:[/] {', '.join(ids[:8])}"
             )
+
+
+def print_verdict(outcome: ReportOutcome) -> None:
+    """The slice to watch, the significant changes and the gate."""
+    analysis = outcome.analysis
+    flips = analysis.get("flips") or {}
+    triage = analysis.get("triage") or {}
+    out.print(
+        f"flips: {flips.get('negative', 0)} pass -> fail, {flips.get('positive', 0)} fail -> pass; "
+        + ", ".join(f"{k} {v}" for k, v in triage.items())
+    )
+    significant = [r for r in analysis.get("slices", []) if r.get("significant")]
+    if significant:
+        table = Table(title="significant changes (new vs old)")
+        for column in ("slice", "metric", "old", "new", "delta", "95% CI", "p adj"):
+            table.add_column(column)
+        for row in significant[:15]:
+            ci = (
+                escape(f"[{row['ci_low']:.3g}, {row['ci_high']:.3g}]")
+                if row.get("ci_low") is not None and row.get("ci_high") is not None
+                else "-"
+            )
+            table.add_row(
+                row["name"], row["metric"], f"{row['old']:.3g}", f"{row['new']:.3g}",
+                f"{row['delta']:+.3g}", ci, f"{row['p_adjusted']:.3g}",
+            )  # fmt: skip
+        out.print(table)
+    watch = analysis.get("watch")
+    if watch:
+        text = escape(f"{watch['slice']}: {watch['reason']}")
+        out.print(f"[bold]watch:[/] {text}", highlight=False, soft_wrap=True)
+    gate = analysis.get("gate") or {}
+    for criterion in gate.get("criteria", []):
+        mark = "[green]pass[/]" if criterion["passed"] else "[bold red]FAIL[/]"
+        text = escape(f"{criterion['name']}: {criterion['reason']}")
+        out.print(f"  {mark} {text}", highlight=False, soft_wrap=True)
+    if gate.get("criteria"):
+        verdict = "[bold green]PASSED[/]" if gate.get("passed") else "[bold red]FAILED[/]"
+        out.print(f"gate: {verdict}")
+    for note in analysis.get("notes", []):
+        out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)

@@ -10,17 +10,22 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cutover.cli._common import (
+    EXIT_GATE_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_OK,
     EXIT_USAGE,
     cli_errors,
     err,
     open_store,
     out,
     print_report_summary,
+    print_verdict,
 )
 from cutover.errors import InputError
 
 if TYPE_CHECKING:  # the library is imported inside the commands: `--help` stays fast
+    from cutover.analysis.gates import GateCriterion
+    from cutover.reports.build import ReportOutcome
     from cutover.runner import CompareOptions, RunResult
     from cutover.runner import Progress as RunProgress
     from cutover.store import Store
@@ -124,6 +129,26 @@ def compare_command(
     suite_format: Annotated[
         str, typer.Option("--suite-format", help="auto, cutover, promptfoo or openai-evals.")
     ] = "auto",
+    gates_file: Annotated[
+        Path | None,
+        typer.Option("--gates", help="YAML list of gate criteria (added to the suite's)."),
+    ] = None,
+    judge: Annotated[
+        str | None,
+        typer.Option(
+            "--judge", help="Judge target for pairwise verdicts (provider:model or a name)."
+        ),
+    ] = None,
+    judge_sample: Annotated[
+        int,
+        typer.Option("--judge-sample", min=0, help="Pairs the judge compares (position-swapped)."),
+    ] = 200,
+    alpha: Annotated[
+        float, typer.Option("--alpha", min=0.0001, max=0.5, help="Significance level.")
+    ] = 0.05,
+    correction: Annotated[
+        str, typer.Option("--correction", help="Multiple-comparison correction: bh, holm or none.")
+    ] = "bh",
     db: Annotated[
         str | None,
         typer.Option(
@@ -135,9 +160,11 @@ def compare_command(
     """Compare a baseline (old) and a candidate (new) target side by side.
 
     Live: --suite S --old T --new T. Recorded: --old-outputs A.jsonl --new-outputs B.jsonl.
-    Writes OUT/report.json. Running the same command again resumes an interrupted run.
+    Writes OUT/report.json, report.md, report.html and junit.xml. Running the same
+    command again resumes an interrupted run. Exit 0 when every gate passes, 1 when
+    any fails, 2 on bad usage or input.
     """
-    from cutover.reports import write_json_report
+    from cutover.analysis.gates import load_gates_file, parse_gates
     from cutover.runner import CompareOptions, compare_recorded
     from cutover.suites import load_suite
     from cutover.targets import load_targets_file
@@ -150,7 +177,14 @@ def compare_command(
             "or --old-outputs with --new-outputs"
         )
         raise typer.Exit(EXIT_USAGE)
+    if correction not in ("bh", "holm", "none"):
+        err.print("[bold red]error:[/] --correction must be bh, holm or none")
+        raise typer.Exit(EXIT_USAGE)
     with cli_errors():
+        gates = load_gates_file(gates_file) if gates_file is not None else []
+        named: dict[str, Target] = {}
+        if targets_file is not None:
+            named.update(load_targets_file(targets_file))
         if recorded:
             if old_outputs is None or new_outputs is None:
                 raise InputError(
@@ -162,9 +196,8 @@ def compare_command(
         else:
             assert suite_path is not None
             suite = load_suite(suite_path, format=suite_format)
-            named = dict(suite.targets)
-            if targets_file is not None:
-                named.update(load_targets_file(targets_file))
+            gates = [*parse_gates(suite.gates, path=str(suite_path)), *gates]
+            named = {**suite.targets, **named}
             old_t = _pick(old, named, "old", "--old")
             new_t = _pick(new, named, "new", "--new")
             store = open_store(db)
@@ -183,8 +216,13 @@ def compare_command(
                     "run the same command again to finish what is missing."
                 )
                 raise typer.Exit(EXIT_INTERRUPTED) from None
-        report_path = write_json_report(store, result.run.id, out_dir)
-    _print_result(result, report_path, quiet=quiet)
+        judge_target = resolve_judge(judge, named)
+        outcome = write_reports(
+            store, result.run.id, out_dir, gates=gates, alpha=alpha, correction=correction,
+            judge=judge_target, judge_sample=judge_sample,
+        )  # fmt: skip
+    _print_result(result, outcome, quiet=quiet)
+    raise typer.Exit(EXIT_OK if outcome.gate_passed else EXIT_GATE_FAILED)
 
 
 def _pick(value: str | None, named: dict[str, Target], default: str, flag: str) -> Target:
@@ -197,10 +235,49 @@ def _pick(value: str | None, named: dict[str, Target], default: str, flag: str) 
     raise InputError(f"{flag} is required (the suite defines no '{default}' target)", field=flag)
 
 
-def _print_result(result: RunResult, report_path: Path, *, quiet: bool) -> None:
+def resolve_judge(spec: str | None, named: dict[str, Target]) -> Target | None:
+    from cutover.targets import resolve_target
+
+    return resolve_target(spec, named) if spec else None
+
+
+def write_reports(
+    store: Store,
+    run_id: str,
+    out_dir: Path,
+    *,
+    gates: list[GateCriterion],
+    alpha: float = 0.05,
+    correction: str = "bh",
+    judge: Target | None = None,
+    judge_sample: int = 200,
+) -> ReportOutcome:
+    """Analyse the run and write every report format."""
+    from cutover.analysis.verdict import AnalysisOptions
+    from cutover.reports.build import build_reports
+
+    judge_obj = None
+    if judge is not None:
+        from cutover.assertions import Judge
+
+        judge_obj = Judge(judge)
+    return build_reports(
+        store,
+        run_id,
+        out_dir,
+        gates=gates,
+        options=AnalysisOptions(alpha=alpha, correction=correction),
+        judge=judge_obj,
+        judge_sample=judge_sample,
+    )
+
+
+def _print_result(result: RunResult, outcome: ReportOutcome, *, quiet: bool) -> None:
     p = result.progress
+    report_path = outcome.paths["json"]
     if not quiet:
-        print_report_summary(report_path)
+        print_report_summary(outcome.header)
+        print_verdict(outcome)
         verb = "resumed" if result.resumed else "run"
         out.print(
             f"{verb} {result.run.id[:12]}: {p.called} called, {p.cached} cached, "
@@ -210,3 +287,5 @@ def _print_result(result: RunResult, report_path: Path, *, quiet: bool) -> None:
         for note in result.notes:
             out.print(f"[yellow]note:[/] {note}")
     out.print(f"report: {report_path}", highlight=False, soft_wrap=True)
+    if quiet:
+        out.print(f"gate: {'PASSED' if outcome.gate_passed else 'FAILED'}", highlight=False)

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from cutover.cli._common import cli_errors, open_store, out
-from cutover.cli.compare import _print_result, run_live
+from cutover.cli._common import EXIT_GATE_FAILED, EXIT_OK, cli_errors, open_store, out
+from cutover.cli.compare import _print_result, run_live, write_reports
 
 
 def demo_command(
@@ -24,7 +24,7 @@ def demo_command(
     sim:baseline-v1 is the model in production; sim:fast-v2 is cheaper and faster
     but worse on the billing slice, where it also wraps JSON in code fences.
     """
-    from cutover.reports import write_json_report
+    from cutover.analysis.gates import parse_gates
     from cutover.runner import CompareOptions
     from cutover.suites import load_suite
 
@@ -39,5 +39,11 @@ def demo_command(
         store = open_store(db)
         options = CompareOptions(concurrency=concurrency, use_cache=False, resume=False)
         result = run_live(suite, old, new, store, options)
-        report_path = write_json_report(store, result.run.id, out_dir)
-    _print_result(result, report_path, quiet=False)
+        gates = parse_gates(suite.gates, path="demo_suite.yaml")
+        outcome = write_reports(store, result.run.id, out_dir, gates=gates)
+    _print_result(result, outcome, quiet=False)
+    if not outcome.gate_passed:
+        out.print(
+            "[yellow]The gate fails on purpose: the scenario's candidate regressed on one slice.[/]"
+        )
+    raise typer.Exit(EXIT_OK if outcome.gate_passed else EXIT_GATE_FAILED)

@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cutover.cli._common import EXIT_USAGE, cli_errors, err, open_store, out, print_report_summary
+from cutover.cli._common import (
+    EXIT_GATE_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    cli_errors,
+    err,
+    open_store,
+    out,
+    print_report_summary,
+    print_verdict,
+)
 
 runs_app = typer.Typer(help="List and inspect recorded runs.", no_args_is_help=True)
 
@@ -43,10 +53,14 @@ def list_runs(
 def report_command(
     run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix (6+ characters).")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory for report.json.")],
+    gates_file: Annotated[
+        Path | None, typer.Option("--gates", help="YAML list of gate criteria.")
+    ] = None,
     db: DbOption = None,
 ) -> None:
-    """Write the report of a recorded run again."""
-    from cutover.reports import write_json_report
+    """Analyse a recorded run again and write its reports (exit 1 when a gate fails)."""
+    from cutover.analysis.gates import load_gates_file
+    from cutover.cli.compare import write_reports
 
     with cli_errors():
         store = open_store(db)
@@ -54,6 +68,9 @@ def report_command(
         if run is None:
             err.print(f"[bold red]error:[/] no run '{run_id}' in {store.url}")
             raise typer.Exit(EXIT_USAGE)
-        path = write_json_report(store, run.id, out_dir)
-    print_report_summary(path)
-    out.print(f"report: {path}", highlight=False, soft_wrap=True)
+        gates = load_gates_file(gates_file) if gates_file is not None else []
+        outcome = write_reports(store, run.id, out_dir, gates=gates)
+    print_report_summary(outcome.header)
+    print_verdict(outcome)
+    out.print(f"report: {outcome.paths['json']}", highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_OK if outcome.gate_passed else EXIT_GATE_FAILED)

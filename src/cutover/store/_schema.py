@@ -22,10 +22,10 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect, Row
+from sqlalchemy.engine import Dialect, Row, RowMapping
 
 from cutover.records import Observation, Pair, ToolCall
-from cutover.suites._case import Case
+from cutover.suites._case import Assertion, Case
 
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 
@@ -186,6 +186,7 @@ observations = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("cached", sa.Boolean, nullable=False),
     sa.Column("simulated", sa.Boolean, nullable=False),
+    sa.Column("grades", JSONText, nullable=True),  # 0002
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.ForeignKeyConstraint(
         ["run_id", "case_id"],
@@ -322,6 +323,7 @@ def observation_from_row(row: Row[Any]) -> Observation:
         ToolCall(id=str(tc.get("id", "")), name=str(tc["name"]), arguments=str(tc["arguments"]))
         for tc in m["tool_calls"] or ()
     )
+    values["grades"] = dict(m["grades"] or {})
     return Observation(**values)
 
 
@@ -337,6 +339,7 @@ def observation_values(run_id: str, row: ObservationRow, now: datetime) -> dict[
         repeat=row.repeat,
         target_key=row.target_key,
         tool_calls=[tc.to_dict() for tc in obs.tool_calls],
+        grades=obs.grades or None,
         created_at=now,
     )
     return values
@@ -362,9 +365,48 @@ OBSERVATION_COLUMNS = [
     observations.c.arm,
     observations.c.repeat,
     observations.c.tool_calls,
+    observations.c.grades,
     *(observations.c[name] for name in OBSERVATION_FIELDS),
 ]
-PAIR_CASE_COLUMNS = [cases.c.case_id, cases.c.tags, cases.c.critical, cases.c.input]
+PAIR_CASE_COLUMNS = [
+    cases.c.case_id,
+    cases.c.tags,
+    cases.c.critical,
+    cases.c.input,
+    cases.c.expected,
+    cases.c.asserts,
+    cases.c.source,
+]
+
+
+def case_from_row(m: RowMapping | Mapping[str, Any]) -> Case:
+    """The Case a ``PAIR_CASE_COLUMNS`` row stores."""
+    payload = m["input"] or {}
+    asserts = []
+    for raw in m["asserts"] or ():
+        options = {k: v for k, v in raw.items() if k not in ("type", "value", "weight", "threshold")}
+        asserts.append(
+            Assertion(
+                type=raw["type"],
+                value=raw.get("value"),
+                weight=float(raw.get("weight", 1.0)),
+                threshold=raw.get("threshold"),
+                options=options,
+            )
+        )
+    return Case(
+        id=m["case_id"],
+        messages=list(payload.get("messages") or []),
+        tags=dict(m["tags"] or {}),
+        critical=bool(m["critical"]),
+        expected=m["expected"],
+        asserts=asserts,
+        tools=payload.get("tools"),
+        tool_choice=payload.get("tool_choice"),
+        response_format=payload.get("response_format"),
+        params=dict(payload.get("params") or {}),
+        source=m["source"],
+    )
 
 
 def group_pairs(
@@ -380,16 +422,16 @@ def group_pairs(
         if current is None or (current.case_id, current.repeat) != (m["case_id"], m["repeat"]):
             if current is not None:
                 yield current
-            case = case_rows[m["case_id"]]._mapping
-            payload = case["input"] or {}
+            case = case_from_row(case_rows[m["case_id"]]._mapping)
             current = Pair(
                 case_id=m["case_id"],
                 old=None,
                 new=None,
-                tags=dict(case["tags"] or {}),
+                tags=case.tags,
                 repeat=m["repeat"],
-                input=payload.get("messages"),
-                critical=bool(case["critical"]),
+                input=case.messages,
+                critical=case.critical,
+                case=case,
             )
         if m["arm"] == "old":
             current.old = observation_from_row(row)
@@ -418,6 +460,7 @@ __all__ = [
     "ObservationRow",
     "RunInfo",
     "UTCDateTime",
+    "case_from_row",
     "case_values",
     "cases",
     "dumps_json",

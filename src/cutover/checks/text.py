@@ -1,0 +1,155 @@
+"""Checks on the shape of the text: emptiness, length, markdown, numbers written as words."""
+
+from __future__ import annotations
+
+import re
+from itertools import pairwise
+
+from cutover.checks._base import CheckContext
+from cutover.checks._facts import FactCheck, Facts, Outcome
+
+# A block-level markdown feature at the start of a line.
+_BLOCK = re.compile(
+    r"(?P<heading>\#{1,6}[ \t]+\S)"
+    r"|(?P<table>\|?[ \t]*:?-{3,}:?[ \t]*\|[ \t:|-]*$)"
+    r"|(?P<list>(?:[-*+]|\d{1,3}[.)])[ \t]+\S)"
+    r"|(?P<quote>>[ \t]?\S)"
+)
+_BLOCK_STARTS = frozenset("#|:-*+>0123456789")
+_BOLD = re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__")
+_LINK = re.compile(r"\]\([^)\s]+\)")
+_MARKDOWN_ORDER = ("headings", "lists", "table", "code", "quote", "bold", "links")
+
+_SMALL = [
+    *("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"),
+    *("eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen"),
+    *("eighteen", "nineteen"),
+]
+_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_SCALES = ["hundred", "thousand", "million", "billion", "trillion"]
+_UNIT = "|".join(_SMALL[1:10])
+# A number spelled out where style guides (and readers) expect digits: 11 and up.
+_SPELLED = re.compile(
+    r"(?<![\w-])(?:"
+    rf"(?:{'|'.join(_TENS)})(?:[- ](?:{_UNIT}))?(?!-\w)"  # twenty, twenty-five (not twenty-first)
+    rf"|(?:{'|'.join(_SMALL[11:])})"  # eleven .. nineteen
+    rf"|(?:{_UNIT}|ten)[ -](?:{'|'.join(_SCALES)})"  # three hundred, one million
+    r")\b"
+)
+# Words that may start a spelled-out number above ten: a cheap gate before _SPELLED.
+_BIG_WORDS = frozenset(_SMALL[11:] + _TENS + _SCALES)
+# Any number word ("one" left out: it is mostly a pronoun).
+_NUMBER_WORDS = frozenset(_SMALL[:1] + _SMALL[2:] + _TENS + _SCALES)
+_DIGIT = re.compile(r"[0-9]")
+
+
+def _empty(f: Facts, ctx: CheckContext) -> Outcome:
+    if f.stripped:
+        return (False, "has text")
+    if f.obs.tool_calls:
+        return (False, "no text, but tool calls")
+    return (True, "no text and no tool calls")
+
+
+def _length_chars(f: Facts, ctx: CheckContext) -> Outcome:
+    return (len(f.text), "characters in the output")
+
+
+def _length_words(f: Facts, ctx: CheckContext) -> Outcome:
+    return (len(f.text.split()), "whitespace-separated words")
+
+
+def markdown_features(text: str, has_fences: bool) -> tuple[frozenset[str], int]:
+    """The markdown features present in ``text`` and how many list items it has."""
+    found: set[str] = set()
+    list_items = 0
+    if has_fences:
+        found.add("code")
+    for line in text.splitlines():
+        line = line.lstrip(" \t")
+        if not line or line[0] not in _BLOCK_STARTS:
+            continue
+        m = _BLOCK.match(line)
+        if m is None:
+            continue
+        kind = m.lastgroup
+        if kind == "list":
+            list_items += 1
+            found.add("lists")
+        elif kind == "heading":
+            found.add("headings")
+        elif kind is not None:
+            found.add(kind)
+    if ("**" in text or "__" in text) and _BOLD.search(text):
+        found.add("bold")
+    if "](" in text and _LINK.search(text):
+        found.add("links")
+    return frozenset(found), list_items
+
+
+def outside_fences(f: Facts) -> str:
+    """The stripped output without its fenced code blocks."""
+    if f.prose is None:
+        text = f.stripped
+        fences = f.fences
+        if fences:
+            parts = [text[: fences[0].start]]
+            parts += [text[a.end : b.start] for a, b in pairwise(fences)]
+            parts.append(text[fences[-1].end :])
+            text = "\n".join(parts)
+        f.prose = text
+    return f.prose
+
+
+def _markdown_parts(f: Facts) -> tuple[frozenset[str], int]:
+    if f.markdown is None:  # what is inside code blocks is code, not markdown
+        f.markdown = markdown_features(outside_fences(f), bool(f.fences))
+    return f.markdown
+
+
+def _markdown(f: Facts, ctx: CheckContext) -> Outcome:
+    found, items = _markdown_parts(f)
+    if not found:
+        return ("plain", "no markdown")
+    signature = "+".join(k for k in _MARKDOWN_ORDER if k in found)
+    reason = f"{items} list items" if items else "markdown features found"
+    return (signature, reason)
+
+
+def _markdown_heavy(f: Facts, ctx: CheckContext) -> Outcome:
+    found, items = _markdown_parts(f)
+    if "headings" in found or "table" in found:
+        what = "headings" if "headings" in found else "a table"
+        return (True, f"has {what}")
+    if items >= 3:
+        return (True, f"{items} list items")
+    return (False, "no headings or tables, < 3 list items")
+
+
+def _numbers_as_words(f: Facts, ctx: CheckContext) -> Outcome:
+    words = f.words
+    if not _BIG_WORDS.isdisjoint(words):
+        m = _SPELLED.search(f.text.lower())
+        if m is not None:
+            return (True, f"spelled out: {m.group(0)!r}")
+    if _DIGIT.search(f.text) is None and _NUMBER_WORDS.isdisjoint(words):
+        return (None, "no numbers")
+    return (False, "no number above ten spelled out")
+
+
+EMPTY = FactCheck("empty", _empty)
+LENGTH_CHARS = FactCheck("length_chars", _length_chars)
+LENGTH_WORDS = FactCheck("length_words", _length_words)
+MARKDOWN = FactCheck("markdown", _markdown)
+MARKDOWN_HEAVY = FactCheck("markdown_heavy", _markdown_heavy)
+NUMBERS_AS_WORDS = FactCheck("numbers_as_words", _numbers_as_words)
+
+__all__ = [
+    "EMPTY",
+    "LENGTH_CHARS",
+    "LENGTH_WORDS",
+    "MARKDOWN",
+    "MARKDOWN_HEAVY",
+    "NUMBERS_AS_WORDS",
+    "markdown_features",
+]
