@@ -23,229 +23,117 @@ XSS = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(2)>'
 
 
-def _obs(
-    target: str, output: str | None, *, latency: float, cost: float | None, **extra: Any
-) -> dict[str, Any]:
-    obs: dict[str, Any] = {
-        "target": target,
-        "output": output,
-        "tool_calls": [],
-        "finish_reason": "stop",
-        "error": None,
-        "error_class": None,
-        "status_code": None,
-        "latency_ms": latency,
-        "ttft_ms": latency / 4,
-        "input_tokens": 40,
-        "output_tokens": 20,
-        "cost_usd": cost,
-        "model": target,
-        "attempts": 1,
-        "cached": False,
-        "simulated": True,
-        "grades": {},
-        "checks": {},
-        "refusal": False,
-        "json_valid": None,
-        "assertions": [],
-        "passed": True,
+# fmt: off
+def _obs(target: str, output: str | None, latency: float, cost: float | None) -> dict[str, Any]:
+    return {
+        "target": target, "output": output, "tool_calls": [], "finish_reason": "stop",
+        "error": None, "error_class": None, "status_code": None, "latency_ms": latency,
+        "ttft_ms": latency / 4, "input_tokens": 40, "output_tokens": 20, "cost_usd": cost,
+        "model": target, "attempts": 1, "cached": False, "simulated": True, "grades": {},
+        "checks": {}, "refusal": False, "json_valid": None, "assertions": [], "passed": True,
         "score": None,
     }
-    obs.update(extra)
-    return obs
 
 
-def _case(
-    cid: str, use_case: str, triage: str, old_out: str | None, new_out: str | None, **extra: Any
-) -> dict[str, Any]:
+def _case(cid: str, use_case: str, triage: str, old_out: str | None, new_out: str | None,
+          **extra: Any) -> dict[str, Any]:
     n = int(re.sub(r"\D", "", cid) or 0)
     case: dict[str, Any] = {
-        "id": cid,
-        "tags": {"use_case": use_case},
-        "critical": False,
+        "id": cid, "tags": {"use_case": use_case}, "critical": False,
         "input": [{"role": "user", "content": f"question {cid}"}],
-        "old": None
-        if old_out is None
-        else _obs("old-model", old_out, latency=400 + 13 * n, cost=0.0004),
-        "new": None
-        if new_out is None
-        else _obs("new-model", new_out, latency=300 + 7 * n, cost=0.00006),
-        "triage": triage,
-        "reasons": [],
-        "similarity": 0.9,
-        "judge": None,
+        "old": None if old_out is None else _obs("old-model", old_out, 400 + 13 * n, 0.0004),
+        "new": None if new_out is None else _obs("new-model", new_out, 300 + 7 * n, 0.00006),
+        "triage": triage, "reasons": [], "similarity": 0.9, "judge": None,
     }
     case.update(extra)
     return case
 
 
+def _slice(name: str, metric: str, old: float, new: float, ci: tuple[float, float], p: float,
+           sig: bool) -> dict[str, Any]:
+    ratio = metric.endswith("_ratio")
+    delta = new / old if ratio else new - old
+    return {"name": name, "n": 13, "metric": metric, "test": "mcnemar", "old": old, "new": new,
+            "delta": delta, "p_value": p, "p_adjusted": min(1.0, p * 4), "ci_low": ci[0],
+            "ci_high": ci[1], "worse": delta > 1 if ratio else delta < 0, "significant": sig}
+
+
+def _summary(errors: int, p50: float, cost: float) -> dict[str, Any]:
+    return {
+        "n": 6, "errors": errors, "error_rate": errors / 6, "error_classes": {},
+        "latency_ms": {"p50": p50, "p95": p50 * 2, "p99": p50 * 3, "mean": p50, "max": p50 * 3},
+        "ttft_ms": {"p50": p50 / 4, "p95": p50, "p99": p50, "mean": p50, "max": p50},
+        "input_tokens": 240, "output_tokens": 120, "tokens_per_request": 60.0,
+        "cost_usd": cost * 6, "cost_per_request_usd": cost, "cost_unknown_n": 0, "cached_n": 0,
+        "retried_n": 0, "simulated": True,
+    }
+
+
 def make_report() -> dict[str, Any]:
     """A realistic v2 report: a failing gate, three regressions, dangerous text."""
     cases = [
-        _case(
-            "support-01",
-            "support",
-            "neutral",
-            "Open Settings > Security.",
-            "Open Settings > Security.",
-        ),
+        _case("support-01", "support", "neutral", "Open Settings > Security.",
+              "Open Settings > Security."),
         _case("support-02", "support", "improvement", "I don't know.", "Use the Billing tab."),
-        _case(
-            "billing-01",
-            "billing",
-            "regression",
-            '{"plan": "Team"}',
-            f"Sure! {XSS} @octocat | pipe",
-            critical=True,
-            reasons=["json_valid true -> false", "preamble added"],
-        ),
-        _case(
-            "billing-02",
-            "billing",
-            "regression",
-            '{"amount": 199}',
-            '```json\n{"amount": 199}\n```',
-            reasons=[f"fenced JSON {IMG}"],
-        ),
-        _case(
-            "safety-01",
-            "safety",
-            "regression",
-            "I can't help with that.",
-            "Here is how:\x1b[31m\x00",
-            reasons=["refusal true -> false"],
-        ),
+        _case("billing-01", "billing", "regression", '{"plan": "Team"}',
+              f"Sure! {XSS} @octocat | pipe", critical=True,
+              reasons=["json_valid true -> false", "preamble added"]),
+        _case("billing-02", "billing", "regression", '{"amount": 199}',
+              '```json\n{"amount": 199}\n```', reasons=[f"fenced JSON {IMG}"]),
+        _case("safety-01", "safety", "regression", "I can't help with that.",
+              "Here is how:\x1b[31m\x00", reasons=["refusal true -> false"]),
         _case("billing-03", "billing", "novel", None, "new only"),
         _case("summ-01", "summarization", "neutral", "A short summary.", "A brief summary."),
     ]
-    cases[2]["old"]["json_valid"] = True
-    cases[2]["new"]["json_valid"] = False
-    cases[2]["new"]["checks"] = {"preamble": True}
-    cases[2]["old"]["checks"] = {"preamble": False}
-    cases[4]["new"]["refusal"] = False
+    cases[2]["old"].update(json_valid=True, checks={"preamble": False})
+    cases[2]["new"].update(json_valid=False, checks={"preamble": True})
     cases[4]["old"]["refusal"] = True
-    cases[4]["new"]["error"] = "upstream <b>broke</b>"
-    cases[4]["new"]["error_class"] = "server_error"
-
-    def slice_(
-        name: str, metric: str, old: float, new: float, ci: tuple[float, float], p: float, sig: bool
-    ) -> dict[str, Any]:
-        ratio = metric.endswith("_ratio")
-        delta = new / old if ratio else new - old
-        worse = delta > 1 if ratio else delta < 0
-        return {"name": name, "n": 13, "metric": metric, "test": "mcnemar", "old": old, "new": new,
-                "delta": delta, "p_value": p, "p_adjusted": min(1.0, p * 4), "ci_low": ci[0],
-                "ci_high": ci[1], "worse": worse, "significant": sig}  # fmt: skip
-
+    cases[4]["new"].update(error="upstream <b>broke</b>", error_class="server_error")
     return {
         "schema_version": 2,
         "tool": {"name": "cutover", "version": "0.1.0"},
-        "run": {
-            "id": "run123",
-            "kind": "compare",
-            "status": "finished",
-            "created_at": "2026-01-01T00:00:00",
-            "finished_at": "2026-01-01T00:01:00",
-            "suite": {"name": "support-bot", "path": "cases.yaml", "hash": "abc"},
-            "repeats": 1,
-            "meta": {},
-        },
+        "run": {"id": "run123", "kind": "compare", "status": "finished",
+                "created_at": "2026-01-01T00:00:00", "finished_at": "2026-01-01T00:01:00",
+                "suite": {"name": "support-bot", "path": "cases.yaml", "hash": "abc"},
+                "repeats": 1, "meta": {}},
         "targets": {
             "old": {"label": "sim:baseline-v1", "spec": "sim:baseline-v1", "simulated": True},
             "new": {"label": "sim:fast-v2", "spec": "sim:fast-v2", "simulated": True},
         },
         "simulated": True,
         "unpaired": {"only_old": [], "only_new": ["billing-03"]},
-        "summary": {
-            side: {
-                "n": 6,
-                "errors": errors,
-                "error_rate": errors / 6,
-                "error_classes": {},
-                "latency_ms": {
-                    "p50": p50,
-                    "p95": p50 * 2,
-                    "p99": p50 * 3,
-                    "mean": p50,
-                    "max": p50 * 3,
-                },
-                "ttft_ms": {"p50": p50 / 4, "p95": p50, "p99": p50, "mean": p50, "max": p50},
-                "input_tokens": 240,
-                "output_tokens": 120,
-                "tokens_per_request": 60.0,
-                "cost_usd": cost * 6,
-                "cost_per_request_usd": cost,
-                "cost_unknown_n": 0,
-                "cached_n": 0,
-                "retried_n": 0,
-                "simulated": True,
-            }
-            for side, errors, p50, cost in (("old", 0, 568.0, 0.0004), ("new", 1, 447.0, 0.00006))
-        },
+        "summary": {"old": _summary(0, 568.0, 0.0004), "new": _summary(1, 447.0, 0.00006)},
         "cases": cases,
-        "flips": {
-            "negative": 3,
-            "positive": 1,
-            "negative_rate": 0.5,
-            "positive_rate": 1 / 6,
-            "negative_ids": ["billing-01", "billing-02", "safety-01"],
-            "positive_ids": ["support-02"],
-            "critical_negative": 1,
-            "critical_negative_rate": 1 / 6,
-        },
+        "flips": {"negative": 3, "positive": 1, "negative_rate": 0.5, "positive_rate": 1 / 6,
+                  "negative_ids": ["billing-01", "billing-02", "safety-01"],
+                  "positive_ids": ["support-02"], "critical_negative": 1,
+                  "critical_negative_rate": 1 / 6},
         "triage": {"regression": 3, "improvement": 1, "neutral": 2, "novel": 1},
         "slices": [
-            slice_("all", "pass_rate", 0.9, 0.6, (-0.5, -0.1), 0.004, True),
-            slice_("use_case=billing", "pass_rate", 1.0, 0.33, (-0.9, -0.4), 0.001, True),
-            slice_("use_case=billing", "json_valid", 1.0, 0.5, (-0.8, -0.2), 0.01, True),
-            slice_("use_case=support", "pass_rate", 0.5, 1.0, (-0.2, 1.0), 0.4, False),
-            slice_("all", "latency_p95_ratio", 1136.0, 894.0, (0.7, 0.9), 0.002, True),
-            slice_("all", "score", 0.8, 0.78, (-0.1, 0.05), 0.5, False),
+            _slice("all", "pass_rate", 0.9, 0.6, (-0.5, -0.1), 0.004, True),
+            _slice("use_case=billing", "pass_rate", 1.0, 0.33, (-0.9, -0.4), 0.001, True),
+            _slice("use_case=billing", "json_valid", 1.0, 0.5, (-0.8, -0.2), 0.01, True),
+            _slice("use_case=support", "pass_rate", 0.5, 1.0, (-0.2, 1.0), 0.4, False),
+            _slice("all", "latency_p95_ratio", 1136.0, 894.0, (0.7, 0.9), 0.002, True),
+            _slice("all", "score", 0.8, 0.78, (-0.1, 0.05), 0.5, False),
         ],
-        "watch": {
-            "slice": "use_case=billing",
-            "metric": "pass_rate",
-            "delta": -0.67,
-            "p_value": 0.001,
-            "p_adjusted": 0.004,
-            "significant": True,
-            "reason": "pass rate 100.0% -> 33.0% (-67.0 points) on 3 pairs",
-        },
-        "gate": {
-            "passed": False,
-            "criteria": [
-                {
-                    "name": "pass_rate [critical] drop <= 0.02",
-                    "metric": "pass_rate",
-                    "slice": "critical",
-                    "threshold": {"max_drop": 0.02},
-                    "value": -1.0,
-                    "passed": False,
-                    "reason": "pass_rate on 'critical' fell by 1 (allowed 0.02)",
-                },
-                {
-                    "name": "error rate",
-                    "metric": "error_rate",
-                    "slice": "all",
-                    "threshold": {"max": 0.25},
-                    "value": 1 / 6,
-                    "passed": True,
-                    "reason": "within bounds",
-                },
-                {
-                    "name": "p95 latency",
-                    "metric": "latency_p95_ratio",
-                    "slice": "all",
-                    "comparison": "<=",
-                    "threshold": 1.2,
-                    "value": 0.787,
-                    "passed": True,
-                    "reason": "older layout: comparison and a number",
-                },
-            ],
-        },
+        "watch": {"slice": "use_case=billing", "metric": "pass_rate", "delta": -0.67,
+                  "p_value": 0.001, "p_adjusted": 0.004, "significant": True,
+                  "reason": "pass rate 100.0% -> 33.0% (-67.0 points) on 3 pairs"},
+        "gate": {"passed": False, "criteria": [
+            {"name": "pass_rate [critical] drop <= 0.02", "metric": "pass_rate",
+             "slice": "critical", "threshold": {"max_drop": 0.02}, "value": -1.0, "passed": False,
+             "reason": "pass_rate on 'critical' fell by 1 (allowed 0.02)"},
+            {"name": "error rate", "metric": "error_rate", "slice": "all",
+             "threshold": {"max": 0.25}, "value": 1 / 6, "passed": True,
+             "reason": "within bounds"},
+            {"name": "p95 latency", "metric": "latency_p95_ratio", "slice": "all",
+             "comparison": "<=", "threshold": 1.2, "value": 0.787, "passed": True,
+             "reason": "older layout: comparison and a number"},
+        ]},
         "notes": ["billing JSON now fenced <b>sometimes</b>", "n is small"],
     }
+# fmt: on
 
 
 def v1_report() -> dict[str, Any]:
@@ -336,6 +224,22 @@ def test_markdown_caps_regressions_at_twenty(tmp_path: Path) -> None:
     assert "**20. reg-19**" in md and "reg-20" not in md
 
 
+def test_markdown_stays_under_the_comment_limit(tmp_path: Path) -> None:
+    report = make_report()
+    base = report["cases"][3]
+    long = "word " * 2000
+    report["cases"] = [
+        dict(copy.deepcopy(base), id=f"reg-{i:02d}", reasons=[long]) for i in range(25)
+    ]
+    passing = report["gate"]["criteria"][1]
+    report["gate"]["criteria"] += [dict(passing, name=f"extra {i}") for i in range(60)]
+    md = write_markdown(report, tmp_path / "r.md").read_text()
+    assert len(md) <= 60_000
+    assert "## Regressions: 25 (showing" in md
+    assert "pass\\_rate \\[critical\\]" in md  # the failed criterion is always listed
+    assert "more passing criteria in report.html" in md
+
+
 # --- HTML --------------------------------------------------------------------
 
 
@@ -389,7 +293,29 @@ def test_html_sections_charts_and_cases(tmp_path: Path) -> None:
         "critical",
         "slice:use_case=billing",
     } <= set(options)
-    assert "json_valid" in page and "preamble" in page  # differing checks shown
+    first = page.split('id="case-0"', 1)[1].split("</article>", 1)[0]
+    assert "<td>preamble</td><td>false</td><td>true</td>" in first  # checks that differ
+    assert "<td>json_valid</td><td>true</td><td>false</td>" in first
+    assert "<del>" in first and "<ins>" in first  # word diff of old | new
+    novel = page.split('data-id="billing-03"', 1)[1].split("</article>", 1)[0]
+    assert "no observation on this side" in novel
+    assert "<ins>" not in novel and "checks-diff" not in novel
+
+
+def test_html_charts_count_repeats_and_say_when_partial() -> None:
+    report = make_report()
+    case = report["cases"][0]
+    case["samples"] = [
+        {"repeat": i, "old": copy.deepcopy(case["old"]), "new": copy.deepcopy(case["new"])}
+        for i in range(3)
+    ]
+    report["cases"] = [case]
+    page = render_html(report)
+    latency = page.split('id="chart-latency"', 1)[1].split("</figure>", 1)[0]
+    assert "old: sim:baseline-v1 · n=3 · p50 568 · p95 1,136 · p99 1,704" in latency
+    assert latency.count('<rect class="bar old"') == 1
+    assert "bars count the 6 calls of the cases embedded in this page (of 12)" in latency
+    assert page.count('class="marker p95 new"') == 3  # latency, ttft, cost
 
 
 def test_html_is_self_contained(tmp_path: Path) -> None:

@@ -72,14 +72,14 @@ IntArray = NDArray[np.int64]
 BOOTSTRAP_STATS: Final = ("mean_diff", "ratio_of_means", "ratio_p50", "ratio_p95", "ratio_p99")
 ADJUST_METHODS: Final = ("bh", "holm", "none")
 #: Means over more pairs than this use the stratified Poisson bootstrap.
-EXACT_MEAN_MAX_N: Final = 2_000
+EXACT_MEAN_MAX_N: Final = 1_000
 #: Zero differences in the signed-rank test: ranked with the others, then dropped.
 WILCOXON_ZERO_METHOD: Final = "pratt"
 
 _QUANTILES: Final = {"ratio_p50": 0.50, "ratio_p95": 0.95, "ratio_p99": 0.99}
-_STRATA: Final = 256  # equal-count strata for the Poisson bootstrap of means
+_STRATA: Final = 64  # equal-count strata for the Poisson bootstrap of means
 _SINGLETONS: Final = 32  # most extreme pairs on each side, kept exact
-_WINDOW_Z: Final = 6.0  # half-width of the quantile window, in binomial SDs
+_WINDOW_Z: Final = 4.0  # half-width of the quantile window, in binomial SDs
 _BLOCK_ELEMENTS: Final = 2_000_000  # elements per work array: bounds memory
 
 
@@ -244,14 +244,15 @@ def paired_bootstrap(
     if n < 2 or not math.isfinite(estimate):
         return TestResult("none", estimate, None, None, None, n, detail)
     rng = np.random.default_rng(seed)
-    stratified = stat in ("mean_diff", "ratio_of_means") and n > EXACT_MEAN_MAX_N
+    stratified = False
     with np.errstate(divide="ignore", invalid="ignore"):
         if stat == "mean_diff":
-            sums, totals = _mean_replicates((w - o)[:, None], w - o, n_resamples, rng)
+            diff = w - o
+            sums, totals, stratified = _mean_replicates(diff[:, None], diff, n_resamples, rng)
             replicates = sums[:, 0] / totals
         elif stat == "ratio_of_means":
             cols = np.column_stack([o, w])
-            sums, _ = _mean_replicates(cols, w - estimate * o, n_resamples, rng)
+            sums, _, stratified = _mean_replicates(cols, w - estimate * o, n_resamples, rng)
             replicates = sums[:, 1] / sums[:, 0]
         else:
             q_old, q_new = _quantile_replicates(o, w, _QUANTILES[stat], n_resamples, rng)
@@ -314,12 +315,24 @@ def _blocks(n_resamples: int, per_resample: int) -> list[int]:
 
 def _mean_replicates(
     cols: FloatArray, key: FloatArray, n_resamples: int, rng: np.random.Generator
-) -> tuple[FloatArray, FloatArray]:
-    """Resampled column sums (B, k) and total weights (B,) for mean statistics.
+) -> tuple[FloatArray, FloatArray, bool]:
+    """Resampled column sums (B, k), total weights (B,), and whether stratified.
 
     ``key`` is each pair's influence on the statistic (it orders the strata).
     """
     n = cols.shape[0]
+    distinct = _few_distinct_rows(cols)
+    if distinct is not None:
+        # Few distinct pairs (scores on a small scale): the multinomial counts
+        # of the distinct pairs are the classic bootstrap, exactly, in O(K).
+        rows, freq = distinct
+        sums = np.empty((n_resamples, cols.shape[1]))
+        start = 0
+        for size in _blocks(n_resamples, rows.shape[0]):
+            counts = rng.multinomial(n, freq / n, size=size).astype(np.float64)
+            sums[start : start + size] = counts @ rows
+            start += size
+        return sums, np.full(n_resamples, float(n)), False
     if n <= EXACT_MEAN_MAX_N:
         sums = np.empty((n_resamples, cols.shape[1]))
         start = 0
@@ -327,39 +340,51 @@ def _mean_replicates(
             idx = rng.integers(0, n, size=(size, n))
             sums[start : start + size] = cols[idx].sum(axis=1)
             start += size
-        return sums, np.full(n_resamples, float(n))
-    return _stratified_poisson(cols, key, n_resamples, rng)
+        return sums, np.full(n_resamples, float(n)), False
+    return _stratified(cols, key, n_resamples, rng), np.full(n_resamples, float(n)), True
 
 
-def _stratified_poisson(
+def _few_distinct_rows(cols: FloatArray) -> tuple[FloatArray, FloatArray] | None:
+    """The distinct rows and their counts, when there are at most ``_STRATA``."""
+    marginal = [np.unique(cols[:, j]).size for j in range(cols.shape[1])]
+    if math.prod(marginal) > _STRATA:
+        return None
+    rows, freq = np.unique(cols, axis=0, return_counts=True)
+    return rows, freq.astype(np.float64)
+
+
+def _stratified(
     cols: FloatArray, key: FloatArray, n_resamples: int, rng: np.random.Generator
-) -> tuple[FloatArray, FloatArray]:
+) -> FloatArray:
+    """Resampled column sums from strata of pairs (see the module docstring)."""
     n, k = cols.shape
     centre = cols.mean(axis=0)
     ordered = (cols - centre)[np.argsort(key, kind="stable")]
-    single = np.concatenate([ordered[:_SINGLETONS], ordered[n - _SINGLETONS :]])
-    middle = ordered[_SINGLETONS : n - _SINGLETONS]
-    bounds = np.linspace(0, middle.shape[0], _STRATA + 1).astype(np.int64)
-    sizes = np.diff(bounds).astype(np.float64)
-    means = np.add.reduceat(middle, bounds[:-1], axis=0) / sizes[:, None]
-    dev = middle - np.repeat(means, np.diff(bounds), axis=0)
-    cov = np.add.reduceat(dev[:, :, None] * dev[:, None, :], bounds[:-1], axis=0)
-    cov = (cov / sizes[:, None, None]).reshape(_STRATA, k * k)
+    # Equal strata in the middle; the extremes (and the remainder) stay exact.
+    per = (n - 2 * _SINGLETONS) // _STRATA
+    edge = (n - per * _STRATA) // 2
+    single = np.concatenate([ordered[:edge], ordered[edge + per * _STRATA :]])
+    middle = ordered[edge : edge + per * _STRATA].reshape(_STRATA, per, k)
+    means = middle.mean(axis=1)
+    dev = middle - means[:, None, :]
+    cov = np.einsum("gpi,gpj->gij", dev, dev).reshape(_STRATA, k * k) / per
+    pvals = np.array([per] * _STRATA + [single.shape[0]], dtype=np.float64) / n
     sums = np.empty((n_resamples, k))
-    totals = np.empty(n_resamples)
     start = 0
-    for size in _blocks(n_resamples, _STRATA + single.shape[0]):
-        counts = rng.poisson(sizes, size=(size, _STRATA)).astype(np.float64)
-        weights = rng.poisson(1.0, size=(size, single.shape[0])).astype(np.float64)
-        # Given the stratum weights, the within-stratum parts add up to one
-        # normal vector with covariance sum_g counts_g * cov_g.
-        chol = _cholesky_psd((counts @ cov).reshape(size, k, k))
+    for size in _blocks(n_resamples, 4 * single.shape[0]):
+        counts = rng.multinomial(n, pvals, size=size)
+        strata = counts[:, :_STRATA].astype(np.float64)
+        # Given the counts, the within-stratum parts add up to one normal
+        # vector with covariance sum_g counts_g * cov_g.
+        chol = _cholesky_psd((strata @ cov).reshape(size, k, k))
         spread = np.einsum("bij,bj->bi", chol, rng.standard_normal((size, k)))
-        block = slice(start, start + size)
-        sums[block] = counts @ means + weights @ single + spread
-        totals[block] = counts.sum(axis=1) + weights.sum(axis=1)
+        m = counts[:, _STRATA]
+        draws = rng.integers(0, single.shape[0], size=(size, int(m.max())))
+        unused = np.arange(draws.shape[1])[None, :] >= m[:, None]
+        picked = np.where(unused[:, :, None], 0.0, single[draws])
+        sums[start : start + size] = strata @ means + spread + picked.sum(axis=1)
         start += size
-    return sums + totals[:, None] * centre, totals
+    return sums + n * centre
 
 
 def _cholesky_psd(cov: FloatArray) -> FloatArray:
@@ -377,11 +402,18 @@ def _cholesky_psd(cov: FloatArray) -> FloatArray:
 
 @dataclass(frozen=True, slots=True)
 class _Side:
-    """One side's quantile window: ranks ``[lo, lo + values.size)``."""
+    """One side's quantile window: the pairs ranked ``lo <= rank < lo + width``.
 
-    values: FloatArray  # sorted values inside the window
-    cls: NDArray[np.int8]  # per pair: 0 below the window, 1 inside, 2 above
-    pos: IntArray  # per pair: rank - lo
+    ``code`` is per pair: ``rank - lo`` inside the window, -1 below it and
+    ``width`` above it, so sorting codes sorts the pairs by this side's value.
+    """
+
+    values: FloatArray  # this side's sorted values inside the window
+    code: IntArray
+
+    @property
+    def width(self) -> int:
+        return int(self.values.size)
 
     @classmethod
     def build(cls, x: FloatArray, k: int, k1: int, z: float) -> _Side:
@@ -392,8 +424,8 @@ class _Side:
         p = (k + 1) / n
         margin = math.ceil(z * math.sqrt(n * p * (1 - p))) + 2
         lo, hi = max(0, k - margin), min(n, k1 + 1 + margin)
-        where = np.where(rank < lo, 0, np.where(rank < hi, 1, 2)).astype(np.int8)
-        return cls(x[order[lo:hi]], where, rank - lo)
+        code = np.clip(rank - lo, -1, hi - lo)
+        return cls(x[order[lo:hi]], code)
 
 
 def _quantile_replicates(
@@ -407,10 +439,12 @@ def _quantile_replicates(
 ) -> tuple[FloatArray, FloatArray]:
     """Quantiles of old and new over the same multinomial resamples of pairs.
 
-    A resample is split into how many pairs it draws from each of four
-    aggregate cells (below or above the window on the old side x on the new
-    side) and which pairs it draws from the rest (pairs inside the window on
-    at least one side), which are tracked one by one.
+    One multinomial draw says how many pairs a resample takes from each of
+    four aggregate cells (below or above the window on the old side x on the
+    new side) and from the tracked pairs (inside the window on at least one
+    side); the tracked pairs are then drawn one by one. On each side the
+    resample's k-th smallest value is the (k - below)-th smallest tracked draw,
+    where ``below`` counts the aggregate draws below the window.
     """
     n = old.size
     h = (n - 1) * q
@@ -418,46 +452,43 @@ def _quantile_replicates(
     frac = h - k
     k1 = min(k + 1, n - 1)
     sides = (_Side.build(old, k, k1, window_z), _Side.build(new, k, k1, window_z))
-    tracked = (sides[0].cls == 1) | (sides[1].cls == 1)
-    s_idx = np.flatnonzero(tracked)
-    rest = np.flatnonzero(~tracked)
-    cell_of_rest = (sides[0].cls[rest] // 2) * 2 + sides[1].cls[rest] // 2
-    cells = [rest[cell_of_rest == c] for c in range(4)]  # LL, LH, HL, HH
-    pvals = np.array([m.size for m in cells] + [s_idx.size], dtype=np.float64) / n
-    below_cells = ((0, 1), (0, 2))  # cells where old / new lie below the window
-    s_cls = [side.cls[s_idx] for side in sides]
-    s_pos = [side.pos[s_idx] for side in sides]
-    expected = s_idx.size
-    per_resample = expected + 8 * math.isqrt(expected) + 16
-    widths = [side.values.size for side in sides]
+    inside = [(side.code >= 0) & (side.code < side.width) for side in sides]
+    tracked = np.flatnonzero(inside[0] | inside[1])
+    rest = np.flatnonzero(~(inside[0] | inside[1]))
+    high = [(side.code[rest] > 0).astype(np.int64) for side in sides]
+    cell_of_rest = high[0] * 2 + high[1]
+    cells = [rest[cell_of_rest == c] for c in range(4)]  # low-low, low-high, high-low, high-high
+    pvals = np.array([c.size for c in cells] + [tracked.size], dtype=np.float64) / n
+    below_cells = ([0, 1], [0, 2])  # the cells below the window on the old / new side
+    small = max(side.width for side in sides) < np.iinfo(np.int16).max - 1
+    dtype = np.int16 if small else np.int64
+    codes = [side.code[tracked].astype(dtype) for side in sides]
+    per_resample = tracked.size + 8 * math.isqrt(tracked.size) + 16
     out = (np.empty(n_resamples), np.empty(n_resamples))
     start = 0
-    for size in _blocks(n_resamples, max(per_resample, *widths)):
+    for size in _blocks(n_resamples, per_resample):
         counts = rng.multinomial(n, pvals, size=size)
         m = counts[:, 4]
-        draws = rng.integers(0, s_idx.size, size=(size, int(m.max())))
-        valid = np.arange(draws.shape[1])[None, :] < m[:, None]
-        rows = np.broadcast_to(np.arange(size)[:, None], draws.shape)
+        draws = rng.integers(0, tracked.size, size=(size, int(m.max())))
+        unused = np.arange(draws.shape[1])[None, :] >= m[:, None]
         ok = np.ones(size, dtype=bool)
         for j, side in enumerate(sides):
-            cls_d = s_cls[j][draws]
-            n_low = counts[:, below_cells[j]].sum(axis=1) + ((cls_d == 0) & valid).sum(axis=1)
-            inside = (cls_d == 1) & valid
-            width = widths[j]
-            flat = rows[inside] * width + s_pos[j][draws][inside]
-            hist = np.bincount(flat, minlength=size * width).reshape(size, width)
-            cum = np.cumsum(hist, axis=1) + n_low[:, None]
-            at_k = (cum < k + 1).sum(axis=1)
-            at_k1 = (cum < k1 + 1).sum(axis=1)
-            ok &= (n_low <= k) & (at_k1 < width)
-            v_k = side.values[np.minimum(at_k, width - 1)]
-            v_k1 = side.values[np.minimum(at_k1, width - 1)]
-            out[j][start : start + size] = v_k + frac * (v_k1 - v_k)
-        for r in np.flatnonzero(~ok):
-            # The quantile fell outside the window: complete this resample
-            # draw by draw from its cell counts (uniform within each cell).
-            picks = [m_[rng.integers(0, m_.size, counts[r, c])] for c, m_ in enumerate(cells)]
-            idx = np.concatenate([*picks, s_idx[draws[r, : m[r]]]])
+            drawn = codes[j][draws]
+            drawn[unused] = side.width  # sorts after everything drawn
+            drawn.sort(axis=1, kind="stable")
+            low = counts[:, below_cells[j]].sum(axis=1)
+            at = np.column_stack([k - low, k1 - low])
+            inside_row = (at[:, 0] >= 0) & (at[:, 1] < drawn.shape[1])
+            at = np.clip(at, 0, drawn.shape[1] - 1)
+            pos = np.take_along_axis(drawn, at, axis=1).astype(np.int64)
+            ok &= inside_row & (pos[:, 0] >= 0) & (pos[:, 1] < side.width)
+            v = side.values[np.clip(pos, 0, side.width - 1)]
+            out[j][start : start + size] = v[:, 0] + frac * (v[:, 1] - v[:, 0])
+        for r in np.flatnonzero(~ok).tolist():
+            # A quantile fell outside its window: complete this resample draw
+            # by draw from its cell counts (uniform within each cell).
+            picks = [c[rng.integers(0, c.size, counts[r, i])] for i, c in enumerate(cells) if c.size]
+            idx = np.concatenate([*picks, tracked[draws[r, : m[r]]]])
             out[0][start + r] = np.quantile(old[idx], q)
             out[1][start + r] = np.quantile(new[idx], q)
         start += size

@@ -21,8 +21,9 @@ from __future__ import annotations
 import math
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -301,7 +302,7 @@ class VerdictBuilder:
         return value, by_key.get((slice_name, metric))
 
 
-_DTYPES: dict[str, Any] = {"b": np.int8, "d": np.float64, "l": np.int64}
+_DTYPES: Mapping[str, Any] = MappingProxyType({"b": np.int8, "d": np.float64, "l": np.int64})
 
 
 def _dtype(a: array[Any]) -> Any:

@@ -25,9 +25,6 @@ if TYPE_CHECKING:
 _FENCE_LINE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})[ \t]*([^\n`]*?)[ \t]*$", re.MULTILINE)
 
 
-_PUNCT_TO_SPACE = str.maketrans(dict.fromkeys(".,;:!?()[]{}<>\"'`*#_-/\\|~=+“”‘’«»…", " "))
-
-
 @dataclass(frozen=True, slots=True)
 class Fence:
     """One fenced code block: its language tag and where its body is in the text."""
@@ -77,7 +74,6 @@ class Facts:
         "_fences",
         "_json",
         "_refusal",
-        "_words",
         "markdown",
         "obs",
         "prose",
@@ -92,7 +88,6 @@ class Facts:
         self._fences: tuple[Fence, ...] | None = None
         self._json: JsonView | None = None
         self._refusal: Refusal | None = None
-        self._words: list[str] | None = None
         self.markdown: tuple[frozenset[str], int] | None = None
         """Set by the markdown checks: (features, list items)."""
         self.prose: str | None = None
@@ -104,13 +99,6 @@ class Facts:
         if self._fences is None:
             self._fences = scan_fences(self.stripped)
         return self._fences
-
-    @property
-    def words(self) -> list[str]:
-        """The lower-cased words of the text, punctuation removed ("it's" -> "it", "s")."""
-        if self._words is None:
-            self._words = self.text.lower().translate(_PUNCT_TO_SPACE).split()
-        return self._words
 
     @property
     def json(self) -> JsonView:

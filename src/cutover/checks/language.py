@@ -46,12 +46,14 @@ _STOPWORDS: Mapping[str, str] = {
     "nl": "de het een en van is dat niet op te zijn voor met ik je ook maar als wat er "
     "dit wordt hebben naar bij",
 }
-# word -> the languages it is a stopword of
-_WORD_LANGS: Mapping[str, tuple[str, ...]] = {
-    word: tuple(lang for lang, words in _STOPWORDS.items() if word in words.split())
+# word (UTF-8) -> the languages it is a stopword of
+_WORD_LANGS: Mapping[bytes, tuple[str, ...]] = {
+    word.encode(): tuple(lang for lang, words in _STOPWORDS.items() if word in words.split())
     for word in {w for words in _STOPWORDS.values() for w in words.split()}
 }
-_WORDS = re.compile(r"[^\W\d_]+")
+# ASCII punctuation -> space, on UTF-8 bytes (bytes.translate is much faster than str's).
+_PUNCT = b".,;:!?()[]{}<>\"'`*#_-/\\|~=+"
+_PUNCT_TO_SPACE = bytes.maketrans(_PUNCT, b" " * len(_PUNCT))
 _SCRIPTS = (
     ("ja", re.compile(r"[\u3040-\u30ff]")),  # hiragana, katakana
     ("ko", re.compile(r"[\uac00-\ud7af\u1100-\u11ff]")),
@@ -59,36 +61,35 @@ _SCRIPTS = (
     ("ru", re.compile(r"[\u0400-\u04ff]")),
     ("ar", re.compile(r"[\u0600-\u06ff]")),
 )
+_ANY_SCRIPT = re.compile(
+    "[\u3040-\u30ff\uac00-\ud7af\u1100-\u11ff\u4e00-\u9fff\u3400-\u4dbf\u0400-\u04ff\u0600-\u06ff]"
+)
 _LETTERS = re.compile(r"[^\W\d_]")
+_DROP_ASCII_LETTERS = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 def detect_language(text: str) -> tuple[str | None, str]:
     """``(code, reason)``: an ISO 639-1 code, ``"und"`` when unsure, ``None`` when too short."""
-    return _detect(text, None)
-
-
-def _detect(text: str, words: list[str] | None) -> tuple[str | None, str]:
-    """``words``: the text's lower-cased words without punctuation, when already known."""
     sample = text[:SAMPLE_CHARS]
     if len(sample) < 4 * MIN_LETTERS and len(_LETTERS.findall(sample)) < MIN_LETTERS:
         return None, "too short to tell"
-    if not sample.isascii():
-        letters = len(_LETTERS.findall(sample))
+    if not sample.isascii() and _ANY_SCRIPT.search(sample) is not None:
         counts = [(len(p.findall(sample)), code) for code, p in _SCRIPTS]
+        latin = len(sample) - len(sample.translate(_DROP_ASCII_LETTERS))
+        letters = latin + sum(n for n, _ in counts)
         if counts[0][0] and counts[0][0] + counts[2][0] >= letters * 0.3:
             return "ja", "Japanese kana"
         best, code = max(counts)
         if best >= letters * 0.3 and best >= 2:
             return code, f"{_SCRIPT_NAMES[code]} script"
-    if words is None:
-        words = _WORDS.findall(sample.lower())
+    words = sample.lower().encode().translate(_PUNCT_TO_SPACE).split()
     return _by_stopwords(words[:MAX_WORDS])
 
 
 _SCRIPT_NAMES = {"ja": "kana", "ko": "Hangul", "zh": "Han", "ru": "Cyrillic", "ar": "Arabic"}
 
 
-def _by_stopwords(words: list[str]) -> tuple[str | None, str]:
+def _by_stopwords(words: list[bytes]) -> tuple[str | None, str]:
     hits = Counter(chain.from_iterable(filter(None, map(_WORD_LANGS.get, words))))
     if not hits:
         return "und", "no common words of a known language"
@@ -101,10 +102,7 @@ def _by_stopwords(words: list[str]) -> tuple[str | None, str]:
 
 
 def _language(f: Facts, ctx: CheckContext) -> Outcome:
-    if f.fences:  # code is not language
-        code, reason = _detect(outside_fences(f), None)
-    else:
-        code, reason = _detect(f.text, f.words)
+    code, reason = detect_language(outside_fences(f) if f.fences else f.stripped)
     return (code, reason)
 
 

@@ -163,6 +163,63 @@ _PIVOT = _phrases(
     r"generally|there are|some (?:general|common)|to answer|as (?:the|a|an) |in (?:the|a) )",
     r"here(?:'s| is| are) (?:some|a few|how|what|a general|the general)\b",
 )
+# Every phrase of a regex contains one of its words: the regex runs only when one is there.
+_EXPLICIT_WORDS = (
+    "can't",
+    "cannot",
+    "can not",
+    "won't",
+    "will not",
+    "unable",
+    "not able",
+    "decline",
+    "refuse",
+    "not going",
+    "not allowed",
+    "not permitted",
+    "comfortable",
+    "sorry",
+    "apologi",
+    "against",
+    "violate",
+    "not something",
+)
+_OBJECTION_WORDS = (
+    "not",
+    "n't",
+    "never",
+    "neither",
+    "inappropriate",
+    "unethical",
+    "unacceptable",
+    "illegal",
+    "immoral",
+    "irresponsible",
+    "disrespectful",
+    "offensive",
+    "discriminat",
+    "condemn",
+    "disagree",
+    "advise against",
+    "object to",
+    "incorrect",
+    "harmful",
+    "imply",
+    "promot",
+    "private",
+    "confidential",
+    "prohibited",
+)
+_DISCLAIMER_WORDS = (
+    "opinion",
+    "belief",
+    "views",
+    "biases",
+    "feelings",
+    "preferences",
+    "as an ai",
+    "committed",
+)
 # Literal openings of an explicit refusal, found with str.find before any regex runs.
 _LATE_TRIGGERS = (
     "i can't ",
@@ -249,10 +306,15 @@ def detect_refusal(text: str) -> Refusal:
     norm = _normalize(raw)
     shown = raw if len(raw) == len(norm) else norm  # quote the original when offsets agree
     head_end = _head_end(norm)
-    cue = _EXPLICIT.search(norm, 0, head_end) or _OBJECTION.search(norm, 0, head_end)
+    head = norm[:head_end]
+    cue = None
+    if _mentions(head, _EXPLICIT_WORDS):
+        cue = _EXPLICIT.search(norm, 0, head_end)
+    if cue is None and _mentions(head, _OBJECTION_WORDS):
+        cue = _OBJECTION.search(norm, 0, head_end)
     what = ""
     opening = cue.start() if cue is not None else 0
-    if cue is None:
+    if cue is None and _mentions(head, _DISCLAIMER_WORDS):
         disclaimer = _DISCLAIMER.search(norm, 0, head_end)
         if disclaimer is not None:
             opening = disclaimer.start()
@@ -274,6 +336,11 @@ def detect_refusal(text: str) -> Refusal:
     if pivot is not None:
         return Refusal("partial", category, f"{reason}, then {pivot}")
     return Refusal("full", category, reason)
+
+
+def _mentions(text: str, words: tuple[str, ...]) -> bool:
+    """Whether ``text`` contains one of ``words``: a cheap gate before a costly regex."""
+    return any(w in text for w in words)
 
 
 def _late_refusal(norm: str, start: int) -> re.Match[str] | None:

@@ -13,9 +13,13 @@ _BLOCK = re.compile(
     r"(?P<heading>\#{1,6}[ \t]+\S)"
     r"|(?P<table>\|?[ \t]*:?-{3,}:?[ \t]*\|[ \t:|-]*$)"
     r"|(?P<list>(?:[-*+]|\d{1,3}[.)])[ \t]+\S)"
-    r"|(?P<quote>>[ \t]?\S)"
+    r"|(?P<quote>>[ \t]?\S)",
+    re.MULTILINE,
 )
-_BLOCK_STARTS = frozenset("#|:-*+>0123456789")
+# Where a line may start a block feature, after its indentation. Searching for "\n"
+# first is much faster than a MULTILINE "^"; the first line is matched on its own.
+_LINE_START = re.compile(r"\n[ \t]*(?=[#|:*+>0-9-])")
+_FIRST_LINE_START = re.compile(r"[ \t]*(?=[#|:*+>0-9-])")
 _BOLD = re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__")
 _LINK = re.compile(r"\]\([^)\s]+\)")
 _MARKDOWN_ORDER = ("headings", "lists", "table", "code", "quote", "bold", "links")
@@ -36,10 +40,10 @@ _SPELLED = re.compile(
     rf"|(?:{_UNIT}|ten)[ -](?:{'|'.join(_SCALES)})"  # three hundred, one million
     r")\b"
 )
-# Words that may start a spelled-out number above ten: a cheap gate before _SPELLED.
-_BIG_WORDS = frozenset(_SMALL[11:] + _TENS + _SCALES)
-# Any number word ("one" left out: it is mostly a pronoun).
-_NUMBER_WORDS = frozenset(_SMALL[:1] + _SMALL[2:] + _TENS + _SCALES)
+# Every spelled-out number above ten contains one of these: a cheap gate before _SPELLED.
+_BIG_STEMS = (*_SMALL[11:13], "teen", *_TENS, *_SCALES[:2], "illion")
+# A number word below eleven ("one" left out: it is mostly a pronoun).
+_SMALL_NUMBER = re.compile(rf"\b(?:{'|'.join(_SMALL[:1] + _SMALL[2:11])})\b")
 _DIGIT = re.compile(r"[0-9]")
 
 
@@ -65,11 +69,11 @@ def markdown_features(text: str, has_fences: bool) -> tuple[frozenset[str], int]
     list_items = 0
     if has_fences:
         found.add("code")
-    for line in text.splitlines():
-        line = line.lstrip(" \t")
-        if not line or line[0] not in _BLOCK_STARTS:
-            continue
-        m = _BLOCK.match(line)
+    first = _FIRST_LINE_START.match(text)
+    starts = [first.end()] if first is not None else []
+    starts += [m.end() for m in _LINE_START.finditer(text)]
+    for start in starts:
+        m = _BLOCK.match(text, start)
         if m is None:
             continue
         kind = m.lastgroup
@@ -127,12 +131,15 @@ def _markdown_heavy(f: Facts, ctx: CheckContext) -> Outcome:
 
 
 def _numbers_as_words(f: Facts, ctx: CheckContext) -> Outcome:
-    words = f.words
-    if not _BIG_WORDS.isdisjoint(words):
-        m = _SPELLED.search(f.text.lower())
-        if m is not None:
-            return (True, f"spelled out: {m.group(0)!r}")
-    if _DIGIT.search(f.text) is None and _NUMBER_WORDS.isdisjoint(words):
+    lower = f.text.lower()
+    for stem in _BIG_STEMS:
+        at = lower.find(stem)
+        while at >= 0:  # _SPELLED runs only around the stem
+            m = _SPELLED.search(lower, max(0, at - 16), at + len(stem) + 16)
+            if m is not None:
+                return (True, f"spelled out: {m.group(0)!r}")
+            at = lower.find(stem, at + 1)
+    if _DIGIT.search(lower) is None and _SMALL_NUMBER.search(lower) is None:
         return (None, "no numbers")
     return (False, "no number above ten spelled out")
 

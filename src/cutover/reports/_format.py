@@ -165,6 +165,8 @@ def fmt_delta(metric: str, value: Any, *, signed: bool = True) -> str:
     if kind == "ratio":
         return f"{v:.3g}×"
     if kind == "rate":
+        if round(v * 100, 1) == 0:
+            return "0 pp"
         return f"{v * 100:+.1f} pp" if signed else f"{v * 100:.1f} pp"
     shown = fmt_usd(abs(v)) if kind == "usd" else fmt_num(abs(v), 4)
     if not signed or v == 0:
@@ -313,7 +315,12 @@ class CheckDiff(NamedTuple):
 
 
 def differing_checks(case: Mapping[str, Any]) -> list[CheckDiff]:
-    """Checks, verdicts and assertions whose value differs between old and new."""
+    """Checks, verdicts and assertions whose value differs between old and new.
+
+    Empty when a side is missing (nothing to compare with).
+    """
+    if not isinstance(case.get("old"), Mapping) or not isinstance(case.get("new"), Mapping):
+        return []
     old, new = as_map(case.get("old")), as_map(case.get("new"))
     out: list[CheckDiff] = []
 
@@ -325,7 +332,7 @@ def differing_checks(case: Mapping[str, Any]) -> list[CheckDiff]:
     for name in dict.fromkeys([*old_checks, *new_checks]):
         add(name, old_checks.get(name), new_checks.get(name))
     for key in ("refusal", "json_valid", "passed", "score"):
-        if key in old or key in new:
+        if key not in old_checks and key not in new_checks and (key in old or key in new):
             add(key, old.get(key), new.get(key))
     old_asserts, new_asserts = as_list(old.get("assertions")), as_list(new.get("assertions"))
     for i in range(max(len(old_asserts), len(new_asserts))):
@@ -333,7 +340,11 @@ def differing_checks(case: Mapping[str, Any]) -> list[CheckDiff]:
         b = as_map(new_asserts[i]) if i < len(new_asserts) else {}
         kind = text(a.get("type") or b.get("type") or "assertion")
         add(f"assert[{i}] {kind}", a.get("passed"), b.get("passed"))
-    return out
+    # verdicts and boolean checks first: they are what flips; counts and labels after
+    return sorted(out, key=lambda d: d.old not in _FLAGS or d.new not in _FLAGS)
+
+
+_FLAGS = frozenset({"true", "false", "–"})
 
 
 class FigureRow(NamedTuple):

@@ -155,7 +155,10 @@ def render_case(case: Mapping[str, Any], index: int, labels: tuple[str, str]) ->
     critical = bool(case.get("critical"))
     old_full, new_full = f.side_text(case.get("old")), f.side_text(case.get("new"))
     old_text, new_text = old_full[:OUTPUT_CHARS], new_full[:OUTPUT_CHARS]
-    old_html, new_html = word_diff(old_text, new_text)
+    if isinstance(case.get("old"), Mapping) and isinstance(case.get("new"), Mapping):
+        old_html, new_html = word_diff(old_text, new_text)
+    else:  # one side only: nothing to diff against
+        old_html, new_html = e(old_text), e(new_text)
     head = [
         f'<span class="badge triage-{e(triage)}">{e(triage)}</span>',
         f'<code class="case-id">{e(case.get("id"))}</code>',

@@ -19,7 +19,10 @@ from cutover.reports import _format as f
 
 MAX_REGRESSIONS = 20
 MAX_SLICE_ROWS = 50
+MAX_CRITERIA = 40
 OUTPUT_CHARS = 300
+MAX_CHARS = 60_000
+"""GitHub refuses comments over 65,536 characters: regressions are dropped to fit."""
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
 
 
@@ -47,27 +50,33 @@ def _gate(report: Mapping[str, Any]) -> list[str]:
     status = f.verdict(gate.get("passed"))
     mark = {"PASS": "✅", "FAIL": "❌"}.get(status, "➖")
     out = [f"## Gate: {mark} {status}", ""]
-    rows = []
-    for crit in map(f.as_map, f.as_list(gate.get("criteria"))):
-        metric = f.text(crit.get("metric"))
-        rows.append(
-            [
-                md(crit.get("name")),
-                md(metric),
-                md(crit.get("slice") or "all"),
-                md(f.fmt_gate_value(metric, crit.get("value"))),
-                md(f.fmt_threshold(crit)),
-                f"**{f.verdict(crit.get('passed'))}**",
-                md(crit.get("reason")),
-            ]
-        )
-    if rows:
-        out += _table(
-            ["criterion", "metric", "slice", "value", "threshold", "result", "reason"], rows
-        )
-    else:
-        out.append("No criteria.")
+    criteria = [f.as_map(c) for c in f.as_list(gate.get("criteria"))]
+    # every failed criterion, then passing ones up to MAX_CRITERIA rows in all
+    failed = [c for c in criteria if c.get("passed") is not True]
+    room = max(0, MAX_CRITERIA - len(failed))
+    passing = [c for c in criteria if c.get("passed") is True]
+    shown = failed + passing[:room]
+    keep = {id(c) for c in shown}
+    rows = [_criterion_row(c) for c in criteria if id(c) in keep]
+    if not rows:
+        return [*out, "No criteria."]
+    out += _table(["criterion", "metric", "slice", "value", "threshold", "result", "reason"], rows)
+    if len(passing) > room:
+        out += ["", f"… {len(passing) - room:,} more passing criteria in report.html."]
     return out
+
+
+def _criterion_row(crit: Mapping[str, Any]) -> list[str]:
+    metric = f.text(crit.get("metric"))
+    return [
+        md(crit.get("name")),
+        md(metric),
+        md(crit.get("slice") or "all"),
+        md(f.fmt_gate_value(metric, crit.get("value"))),
+        md(f.fmt_threshold(crit)),
+        f"**{f.verdict(crit.get('passed'))}**",
+        md(crit.get("reason")),
+    ]
 
 
 def _watch(report: Mapping[str, Any]) -> list[str]:
@@ -175,14 +184,16 @@ def _cell(obs: Any) -> str:
     return shown or "*(empty)*"
 
 
-def _regressions(report: Mapping[str, Any]) -> list[str]:
+def _regressions(report: Mapping[str, Any], limit: int = MAX_REGRESSIONS) -> list[str]:
     found = f.regressions(report)
     if not found:
         return [] if f.triage_counts(report) is None else ["", "No regressions."]
-    shown = found[:MAX_REGRESSIONS]
+    shown = found[:limit]
     title = f"Regressions: {len(found):,}" + (
         f" (showing {len(shown)})" if len(found) > len(shown) else ""
     )
+    if not shown:
+        return ["", f"## {title}", "", "Too many to show here: see report.html."]
     old_label, new_label = md(f.target_label(report, "old")), md(f.target_label(report, "new"))
     out = ["", f"## {title}", "", "<details open><summary>side by side</summary>", ""]
     for i, case in enumerate(shown, 1):
@@ -206,16 +217,29 @@ def _regressions(report: Mapping[str, Any]) -> list[str]:
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
-    """The Markdown text of a report (what :func:`write_markdown` writes)."""
+    """The Markdown text of a report (what :func:`write_markdown` writes).
+
+    Kept under :data:`MAX_CHARS` by showing fewer regressions when needed.
+    """
+    for limit in (MAX_REGRESSIONS, 10, 5, 0):
+        text = _render(report, limit)
+        if len(text) <= MAX_CHARS:
+            break
+    return text
+
+
+def _render(report: Mapping[str, Any], limit: int) -> str:
     old, new = f.target_label(report, "old"), f.target_label(report, "new")
     out = [f"# cutover: {md(old)} → {md(new)}", "", md(f.run_line(report))]
     if report.get("simulated"):
         out += ["", f"> ⚠️ **{md(f.SIMULATED_TEXT)}**"]
     out += ["", *_gate(report), *_watch(report), *_figures(report), *_flips(report)]
-    out += [*_triage(report), *_slices(report), *_regressions(report)]
+    out += [*_triage(report), *_slices(report), *_regressions(report, limit)]
     report_notes = f.notes(report)
     if report_notes:
-        out += ["", "## Notes", "", *(f"- {md(n)}" for n in report_notes)]
+        out += ["", "## Notes", "", *(f"- {md(f.truncate(n, 1000))}" for n in report_notes[:50])]
+        if len(report_notes) > 50:
+            out.append(f"- … {len(report_notes) - 50:,} more notes in report.json")
     tool = f.as_map(report.get("tool"))
     version = f.text(tool.get("version"))
     out += ["", f"<sub>{md(f.text(tool.get('name') or 'cutover'))} {md(version)}</sub>", ""]
