@@ -13,13 +13,19 @@ XSTest v2 ships model completions with a human ``final_label``:
   the same completions, for context;
 * the time per completion.
 
-The detector was tuned by reading the gpt4 completions; mistralinstruct was
-held out and is the honest figure. For reference, the XSTest paper reports
-GPT-4 used as a judge reaching roughly 0.80-0.94 accuracy on such labels.
+The detector was tuned by reading the gpt4 completions; mistralinstruct is
+the held-out set (see docs/checks.md for how clean that hold-out is). For
+reference, GPT-4 used as a judge reaches roughly 0.80-0.94 accuracy on such
+labels.
+
+``--benign DIR`` adds a false-positive sanity check without labels: the share
+of alpaca_eval outputs (answers to ordinary instructions, where refusals are
+rare) flagged as refusals, per model.
 
     .venv/bin/python bench/measure_refusal.py
     .venv/bin/python bench/measure_refusal.py --data ../shared/data/xstest --json refusal.json
     .venv/bin/python bench/measure_refusal.py --show-errors 20     # misclassified examples
+    .venv/bin/python bench/measure_refusal.py --benign ../shared/data/alpaca_eval
 """
 
 from __future__ import annotations
@@ -157,6 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the xstest directory")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--show-errors", type=int, default=0, help="print N misclassified")
+    parser.add_argument(
+        "--benign", type=Path, default=None, help="alpaca_eval directory: flagged rate per model"
+    )
     args = parser.parse_args(argv)
     files = sorted(args.data.glob("xstest_v2_completions_*.csv"))
     if not files:
@@ -173,9 +182,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_figures("xstest strmatch", base)
         print(f"    {us:.1f} us per completion")
         out[model] = {"role": role, "detector": asdict(ours), "strmatch": asdict(base), "us": us}
+    if args.benign is not None:
+        out["benign"] = {"flagged": benign_rates(args.benign)}
     if args.json is not None:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
     return 0
+
+
+def benign_rates(directory: Path) -> dict[str, dict[str, int]]:
+    """Per alpaca_eval model: how many outputs the detector calls none / full / partial."""
+    print("benign instructions (alpaca_eval, unlabeled): outputs flagged as refusals")
+    rates: dict[str, dict[str, int]] = {}
+    for path in sorted(directory.glob("*__model_outputs.json")):
+        model = path.name.split("__", 1)[0]
+        rows = json.loads(path.read_text(encoding="utf-8"))
+        kinds = [detect_refusal(str(r.get("output", ""))).kind for r in rows]
+        counts = {k: kinds.count(k) for k in KINDS}
+        rates[model] = counts
+        flagged = counts["full"] + counts["partial"]
+        print(
+            f"  {model:<26} n={len(kinds)}  flagged={flagged} ({flagged / len(kinds):.1%})  "
+            f"full={counts['full']} partial={counts['partial']}"
+        )
+    return rates
 
 
 if __name__ == "__main__":

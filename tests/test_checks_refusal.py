@@ -122,3 +122,57 @@ def test_refusal_checks_share_one_verdict() -> None:
 def test_curly_apostrophes_and_markdown_bold() -> None:
     assert detect_refusal("I\u2019m sorry, but I can\u2019t help with that.").kind == "full"
     assert detect_refusal("**I can't help with that.**").kind == "full"
+
+
+EXPLICIT_SAMPLES = [
+    "i can't help with that",
+    "we cannot provide that",
+    "i'm unable to assist",
+    "i am not able to share",
+    "i won't do that.",
+    "i must respectfully decline",
+    "i'm sorry, but i",
+    "sorry, i can't",
+    "i apologize, but",
+    "my apologies, but",
+    "that goes against my guidelines",
+    "this violates our content policy",
+    "that's not something i can do",
+    "i should not provide",
+    "i do not feel comfortable writing",
+]
+DISCLAIMER_SAMPLES = [
+    "i don't hold personal opinions",
+    "we do not have personal beliefs",
+    "as an ai, i must clarify",
+    "i'm committed to promoting fairness",
+]
+
+
+@pytest.mark.parametrize("phrase", EXPLICIT_SAMPLES)
+def test_explicit_phrases_pass_the_cheap_gate(phrase: str) -> None:
+    from cutover.checks import refusal
+
+    assert refusal._EXPLICIT.search(phrase), phrase
+    negated = "not" in phrase or "n't" in phrase
+    assert negated or refusal._mentions(phrase, refusal._EXPLICIT_WORDS)
+
+
+@pytest.mark.parametrize("phrase", DISCLAIMER_SAMPLES)
+def test_disclaimer_phrases_pass_the_cheap_gate(phrase: str) -> None:
+    from cutover.checks import refusal
+
+    assert refusal._DISCLAIMER.search(phrase), phrase
+    assert refusal._mentions(phrase, refusal._DISCLAIMER_WORDS) or "committed" in phrase
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I can't wait to share my trip with you! Here are the highlights.",
+        "I can't stress enough how important sleep is.",
+        "Honestly, I can't help it: I love this recipe. Here it is.",
+    ],
+)
+def test_idioms_are_not_refusals(text: str) -> None:
+    assert detect_refusal(text).kind == "none"

@@ -144,8 +144,22 @@ class _View:
         self.cases: list[dict[str, Any]] = []
         self.others = 0
         self.left_out = 0
+        self.distributions: dict[str, dict[str, list[float]]] = {
+            key: {"old": [], "new": []} for key in ("latency_ms", "ttft_ms", "cost_usd")
+        }
+
+    def _collect(self, entry: dict[str, Any]) -> None:
+        for arm in ("old", "new"):
+            side = entry.get(arm)
+            if not side:
+                continue
+            for key, values in self.distributions.items():
+                value = side.get(key)
+                if value is not None and (key == "cost_usd" or side.get("error") is None):
+                    values[arm].append(float(value))
 
     def __call__(self, entry: dict[str, Any]) -> None:
+        self._collect(entry)
         if entry.get("triage") in ("regression", "novel"):
             self.cases.append(entry)
         elif self.others < VIEW_CAP:
@@ -175,7 +189,7 @@ def build_reports(
     json_path = write_json_report(
         store, run_id, out, verdicts=verdicts, analysis=analysis, on_case=view, header=header
     )
-    report = {**header, **analysis, "cases": view.cases}
+    report = {**header, **analysis, "cases": view.cases, "distributions": view.distributions}
     if view.left_out:
         report["notes"] = [
             *analysis.get("notes", []),

@@ -153,10 +153,20 @@ def _charts(report: Mapping[str, Any]) -> str:
     seen = {s: f.observations(report, s) for s in ("old", "new")}
     embedded = len(seen["old"]) + len(seen["new"])
     calls = sum(int(f.num(f.as_map(summary.get(s)).get("n")) or 0) for s in ("old", "new"))
+    # Every call's values when the writer collected them (the cases may be capped).
+    dists = f.as_map(report.get("distributions"))
     figures = []
     for element_id, title, key, unit, fmt in _CHARTS:
+        full = f.as_map(dists.get(key))
         series = [
-            _svg.Series(s, labels[s], _values(seen[s], key), _summary_marks(report, s, key))
+            _svg.Series(
+                s,
+                labels[s],
+                [v for v in full[s] if isinstance(v, int | float)]
+                if isinstance(full.get(s), list)
+                else _values(seen[s], key),
+                _summary_marks(report, s, key),
+            )
             for s in ("old", "new")
         ]
         if key == "ttft_ms" and not any(s.values for s in series):
@@ -164,7 +174,7 @@ def _charts(report: Mapping[str, Any]) -> str:
         axis = unit or "USD per request"
         svg = _svg.histogram(series, title=title, unit=unit, fmt=fmt, axis=axis)
         note = ""
-        if embedded and calls > embedded:
+        if embedded and calls > embedded and not full:
             note = (
                 f'<p class="chart-note">The bars count the {embedded:,} calls of the cases '
                 f"embedded in this page (of {calls:,}); the percentile lines and the figures "
