@@ -12,6 +12,9 @@ PINNED = {
     "TargetSpecError", "TargetSummary", "ToolCall", "__version__", "compare", "compare_recorded",
     "create_provider", "load_recorded", "load_suite", "load_targets_file", "parse_target",
     "resolve_target", "run_compare", "summarize", "write_json_report",
+    "GateCriterion", "load_gates_file", "parse_gates", "AnalysisOptions", "AssertionResult",
+    "Judge", "evaluate_all", "check_values", "detect_refusal", "run_checks", "ReportOutcome",
+    "analyse_run", "build_reports",
 }  # fmt: skip
 
 

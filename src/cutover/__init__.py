@@ -12,6 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cutover.analysis import TargetSummary, summarize
+    from cutover.analysis.gates import GateCriterion, load_gates_file, parse_gates
+    from cutover.analysis.verdict import AnalysisOptions
+    from cutover.assertions import AssertionResult, Judge, evaluate_all
+    from cutover.checks import check_values, detect_refusal, run_checks
+    from cutover.reports.build import ReportOutcome, analyse_run, build_reports
     from cutover.calls import RateLimiter, RetryPolicy, TargetCaller
     from cutover.errors import (
         CutoverError,
@@ -43,11 +48,15 @@ if TYPE_CHECKING:
 # and HTTP stacks.
 _EXPORTS = MappingProxyType(
     {
+        "AnalysisOptions": "cutover.analysis.verdict",
         "Assertion": "cutover.suites",
+        "AssertionResult": "cutover.assertions",
         "Case": "cutover.suites",
         "CompareOptions": "cutover.runner",
         "CutoverError": "cutover.errors",
+        "GateCriterion": "cutover.analysis.gates",
         "InputError": "cutover.errors",
+        "Judge": "cutover.assertions",
         "MissingKeyError": "cutover.errors",
         "ModelRequest": "cutover.records",
         "Observation": "cutover.records",
@@ -58,6 +67,7 @@ _EXPORTS = MappingProxyType(
         "RateLimiter": "cutover.calls",
         "RecordedOutputs": "cutover.recorded",
         "RecordedOutputsError": "cutover.errors",
+        "ReportOutcome": "cutover.reports.build",
         "RetryPolicy": "cutover.calls",
         "RunAbortedError": "cutover.errors",
         "RunInfo": "cutover.store",
@@ -71,14 +81,22 @@ _EXPORTS = MappingProxyType(
         "TargetSpecError": "cutover.errors",
         "TargetSummary": "cutover.analysis",
         "ToolCall": "cutover.records",
+        "analyse_run": "cutover.reports.build",
+        "build_reports": "cutover.reports.build",
+        "check_values": "cutover.checks",
         "compare": "cutover.runner",
         "compare_recorded": "cutover.runner",
         "create_provider": "cutover.providers",
+        "detect_refusal": "cutover.checks",
+        "evaluate_all": "cutover.assertions",
+        "load_gates_file": "cutover.analysis.gates",
         "load_recorded": "cutover.recorded",
         "load_suite": "cutover.suites",
         "load_targets_file": "cutover.targets",
+        "parse_gates": "cutover.analysis.gates",
         "parse_target": "cutover.targets",
         "resolve_target": "cutover.targets",
+        "run_checks": "cutover.checks",
         "run_compare": "cutover.runner",
         "summarize": "cutover.analysis",
         "write_json_report": "cutover.reports",
@@ -100,11 +118,15 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AnalysisOptions",
     "Assertion",
+    "AssertionResult",
     "Case",
     "CompareOptions",
     "CutoverError",
+    "GateCriterion",
     "InputError",
+    "Judge",
     "MissingKeyError",
     "ModelRequest",
     "Observation",
@@ -115,6 +137,7 @@ __all__ = [
     "RateLimiter",
     "RecordedOutputs",
     "RecordedOutputsError",
+    "ReportOutcome",
     "RetryPolicy",
     "RunAbortedError",
     "RunInfo",
@@ -129,14 +152,22 @@ __all__ = [
     "TargetSummary",
     "ToolCall",
     "__version__",
+    "analyse_run",
+    "build_reports",
+    "check_values",
     "compare",
     "compare_recorded",
     "create_provider",
+    "detect_refusal",
+    "evaluate_all",
+    "load_gates_file",
     "load_recorded",
     "load_suite",
     "load_targets_file",
+    "parse_gates",
     "parse_target",
     "resolve_target",
+    "run_checks",
     "run_compare",
     "summarize",
     "write_json_report",

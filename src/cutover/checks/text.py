@@ -115,9 +115,9 @@ def _markdown(f: Facts, ctx: CheckContext) -> Outcome:
     found, items = _markdown_parts(f)
     if not found:
         return ("plain", "no markdown")
-    signature = "+".join(k for k in _MARKDOWN_ORDER if k in found)
-    reason = f"{items} list items" if items else "markdown features found"
-    return (signature, reason)
+    present = [k for k in _MARKDOWN_ORDER if k in found]
+    reason = ", ".join(f"{items} list items" if k == "lists" else k for k in present)
+    return ("+".join(present), reason)
 
 
 def _markdown_heavy(f: Facts, ctx: CheckContext) -> Outcome:
