@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= demo-out
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,12 @@ demo: $(VENV)/.installed-run
 	if [ $$code -eq 1 ]; then echo "(exit 1: the gate failed, as the scenario intends)"; \
 	else exit $$code; fi
 
-test: $(VENV)/.installed-test
+# Browser tests drive Debian's Chromium (never a downloaded browser).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get install -y -q chromium >/dev/null; } || echo "chromium not installed: browser tests will skip"
+
+test: $(VENV)/.installed-test chromium
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-test

@@ -56,7 +56,9 @@ def test_regressed_slice_is_significant_named_and_gated(tmp_path: Path) -> None:
     assert billing["test"] == "mcnemar-exact" and billing["p_value"] == pytest.approx(2 * 0.5**14)
     assert billing["significant"] and billing["ci_high"] < 0
     assert not rows[("use_case=support", "pass_rate")]["significant"]
-    assert report["watch"]["slice"] == "use_case=billing" and "pass rate" in report["watch"]["reason"]
+    assert (
+        report["watch"]["slice"] == "use_case=billing" and "pass rate" in report["watch"]["reason"]
+    )
     assert report["flips"]["negative"] == 14 and report["flips"]["positive"] == 0
     assert report["gate"]["passed"] is False
     failed = [c for c in report["gate"]["criteria"] if not c["passed"]]
@@ -90,10 +92,15 @@ def test_triage_regression_novel_improvement_neutral(tmp_path: Path) -> None:
         run = compare_recorded(a, b, store).run
         outcome = build_reports(store, run.id, tmp_path / "out")
     cases = {c["id"]: c for c in json.loads(outcome.paths["json"].read_text())["cases"]}
-    assert cases["c000"]["triage"] == "regression" and "refusal: no -> yes" in cases["c000"]["reasons"]
+    assert (
+        cases["c000"]["triage"] == "regression" and "refusal: no -> yes" in cases["c000"]["reasons"]
+    )
     assert cases["c001"]["triage"] == "regression"
     assert any("fenced_json" in r for r in cases["c001"]["reasons"])
-    assert cases["c002"]["triage"] == "improvement" and "refusal: yes -> no" in cases["c002"]["reasons"]
+    assert (
+        cases["c002"]["triage"] == "improvement"
+        and "refusal: yes -> no" in cases["c002"]["reasons"]
+    )
     assert cases["c003"]["triage"] == "neutral" and cases["c003"]["similarity"] == 1.0
     assert outcome.gate_passed  # no gates: nothing to fail
 
@@ -164,7 +171,9 @@ def test_demo_names_the_regressed_slice_and_fails_its_gate(tmp_path: Path) -> No
     assert report["watch"]["slice"] == "use_case=billing"
     assert report["watch"]["significant"] is True
     billing = next(
-        r for r in report["slices"] if r["name"] == "use_case=billing" and r["metric"] == "pass_rate"
+        r
+        for r in report["slices"]
+        if r["name"] == "use_case=billing" and r["metric"] == "pass_rate"
     )
     assert billing["p_adjusted"] < 0.05 and billing["delta"] < 0
     assert report["gate"]["passed"] is False

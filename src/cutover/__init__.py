@@ -15,9 +15,8 @@ if TYPE_CHECKING:
     from cutover.analysis.gates import GateCriterion, load_gates_file, parse_gates
     from cutover.analysis.verdict import AnalysisOptions
     from cutover.assertions import AssertionResult, Judge, evaluate_all
-    from cutover.checks import check_values, detect_refusal, run_checks
-    from cutover.reports.build import ReportOutcome, analyse_run, build_reports
     from cutover.calls import RateLimiter, RetryPolicy, TargetCaller
+    from cutover.checks import check_values, detect_refusal, run_checks
     from cutover.errors import (
         CutoverError,
         InputError,
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
     from cutover.recorded import RecordedOutputs, load_recorded
     from cutover.records import ModelRequest, Observation, Pair, ToolCall
     from cutover.reports import write_json_report
+    from cutover.reports.build import ReportOutcome, analyse_run, build_reports
     from cutover.runner import (
         CompareOptions,
         RunResult,

@@ -28,16 +28,20 @@ is deterministic for a given ``seed``. How it stays fast:
   probability) are drawn one by one; a resample whose quantile falls outside
   the window (rare) is completed draw by draw from the same counts, so the
   result has exactly the distribution of plain index resampling.
-* Means (``mean_diff``, ``ratio_of_means``): plain index resampling for up to
-  :data:`EXACT_MEAN_MAX_N` pairs. Above that, the Poisson bootstrap (each pair
-  gets an independent Poisson(1) weight; Hanley and MacGibbon 2006, Chamandy
-  et al. 2012) computed over strata: pairs are sorted by their influence on the
-  statistic, the most extreme ones are kept as singletons (exact), and the rest
-  are cut into equal-count strata. A stratum's total weight is drawn exactly
-  (Poisson(size)); its weighted sum given that weight is drawn from the normal
-  with exactly the right mean and covariance. Every resample costs
-  O(strata), not O(n), and the first two moments of the resampled sums are
-  exact.
+* Means (``mean_diff``, ``ratio_of_means``): the same multinomial bootstrap.
+  With at most 32 distinct pairs (scores on a small scale) the resample is
+  drawn as multinomial counts of the distinct pairs: exact, O(distinct). Else,
+  up to :data:`EXACT_MEAN_MAX_N` pairs, plain index resampling. Above that,
+  stratified: the pairs are sorted by their influence on the statistic
+  (new - old for the difference, new - R * old for the ratio R), the 32 most
+  extreme at each end stay singletons, and the rest are cut into 32 equal
+  strata. One multinomial draw says how often each stratum and the singleton
+  block are drawn (exact); the singletons are then drawn one by one (exact),
+  and a stratum drawn m times adds a normal vector with the exact conditional
+  mean m * mean and covariance m * cov of its pairs. A resample costs
+  O(strata + singletons), not O(n); the first two moments of the resampled
+  sums are exact and only the higher moments *within* a stratum (a narrow
+  band of influence values) are approximated.
 """
 
 from __future__ import annotations
@@ -71,13 +75,13 @@ IntArray = NDArray[np.int64]
 
 BOOTSTRAP_STATS: Final = ("mean_diff", "ratio_of_means", "ratio_p50", "ratio_p95", "ratio_p99")
 ADJUST_METHODS: Final = ("bh", "holm", "none")
-#: Means over more pairs than this use the stratified Poisson bootstrap.
+#: Means over more pairs than this (and more than 32 distinct pairs) use strata.
 EXACT_MEAN_MAX_N: Final = 500
 #: Zero differences in the signed-rank test: ranked with the others, then dropped.
 WILCOXON_ZERO_METHOD: Final = "pratt"
 
 _QUANTILES: Final = {"ratio_p50": 0.50, "ratio_p95": 0.95, "ratio_p99": 0.99}
-_STRATA: Final = 32  # equal-count strata for the Poisson bootstrap of means
+_STRATA: Final = 32  # equal-count strata for the bootstrap of means
 _SINGLETONS: Final = 32  # most extreme pairs on each side, kept exact
 _WINDOW_Z: Final = 4.0  # half-width of the quantile window, in binomial SDs
 _BLOCK_ELEMENTS: Final = 2_000_000  # elements per work array: bounds memory
@@ -228,7 +232,7 @@ def paired_bootstrap(
     two pairs, or a ratio whose denominator is 0, the result has ``test="none"``
     and no interval or p-value. ``detail`` holds ``old`` and ``new`` (the two
     sides' means or quantiles), ``n_resamples``, ``n_dropped`` and
-    ``poisson_strata`` (1 when the stratified Poisson bootstrap was used).
+    ``stratified`` (1 when the stratified approximation for means was used).
     """
     if stat not in BOOTSTRAP_STATS:
         raise ValueError(f"unknown stat {stat!r}; choose one of {', '.join(BOOTSTRAP_STATS)}")
@@ -257,7 +261,7 @@ def paired_bootstrap(
         else:
             q_old, q_new = _quantile_replicates(o, w, _QUANTILES[stat], n_resamples, rng)
             replicates = q_new / q_old
-    detail["poisson_strata"] = int(stratified)
+    detail["stratified"] = int(stratified)
     null = 0.0 if stat == "mean_diff" else 1.0
     low, high, p = _percentile_summary(replicates, null, alpha)
     return TestResult("paired-bootstrap", estimate, low, high, p, n, detail)
@@ -379,14 +383,15 @@ def _stratified(
         chol = _cholesky_psd((strata @ cov).reshape(size, k, k))
         spread = np.einsum("bij,bj->bi", chol, rng.standard_normal((size, k)))
         m = counts[:, _STRATA]
-        draws = rng.integers(0, single.shape[0], size=(size, int(m.max())))
+        draws = rng.integers(0, single.shape[0], size=(size, max(1, int(m.max()))))
         unused = np.arange(draws.shape[1])[None, :] >= m[:, None]
         picked = np.column_stack(
             [np.where(unused, 0.0, np.take(single[:, j], draws)).sum(axis=1) for j in range(k)]
         )
         sums[start : start + size] = strata @ means + spread + picked
         start += size
-    return sums + n * centre
+    result: FloatArray = sums + n * centre
+    return result
 
 
 def _cholesky_psd(cov: FloatArray) -> FloatArray:
@@ -471,7 +476,7 @@ def _quantile_replicates(
     for size in _blocks(n_resamples, per_resample):
         counts = rng.multinomial(n, pvals, size=size)
         m = counts[:, 4]
-        draws = rng.integers(0, tracked.size, size=(size, int(m.max())))
+        draws = rng.integers(0, tracked.size, size=(size, max(1, int(m.max()))))
         unused = np.arange(draws.shape[1])[None, :] >= m[:, None]
         ok = np.ones(size, dtype=bool)
         for j, side in enumerate(sides):
@@ -489,7 +494,9 @@ def _quantile_replicates(
         for r in np.flatnonzero(~ok).tolist():
             # A quantile fell outside its window: complete this resample draw
             # by draw from its cell counts (uniform within each cell).
-            picks = [c[rng.integers(0, c.size, counts[r, i])] for i, c in enumerate(cells) if c.size]
+            picks = [
+                c[rng.integers(0, c.size, counts[r, i])] for i, c in enumerate(cells) if c.size
+            ]
             idx = np.concatenate([*picks, tracked[draws[r, : m[r]]]])
             out[0][start + r] = np.quantile(old[idx], q)
             out[1][start + r] = np.quantile(new[idx], q)

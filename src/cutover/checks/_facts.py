@@ -91,7 +91,7 @@ class Facts:
         self.markdown: tuple[frozenset[str], int] | None = None
         """Set by the markdown checks: (features, list items)."""
         self.prose: str | None = None
-        """Set by the language check: the text outside code blocks."""
+        """Set by ``text.outside_fences``: the stripped output without its code blocks."""
 
     @property
     def fences(self) -> tuple[Fence, ...]:

@@ -20,6 +20,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping
 from itertools import chain
+from operator import itemgetter
 
 from cutover.checks._base import CheckContext
 from cutover.checks._facts import FactCheck, Facts, Outcome
@@ -93,7 +94,7 @@ def _by_stopwords(words: list[bytes]) -> tuple[str | None, str]:
     hits = Counter(chain.from_iterable(filter(None, map(_WORD_LANGS.get, words))))
     if not hits:
         return "und", "no common words of a known language"
-    ranked = hits.most_common(2)
+    ranked = sorted(hits.items(), key=itemgetter(1), reverse=True)
     lang, n = ranked[0]
     second = ranked[1][1] if len(ranked) > 1 else 0
     if n < MIN_HITS or n < second * 1.25 + 1:

@@ -42,8 +42,8 @@ _SPELLED = re.compile(
 )
 # Every spelled-out number above ten contains one of these: a cheap gate before _SPELLED.
 _BIG_STEMS = (*_SMALL[11:13], "teen", *_TENS, *_SCALES[:2], "illion")
-# A number word below eleven ("one" left out: it is mostly a pronoun).
-_SMALL_NUMBER = re.compile(rf"\b(?:{'|'.join(_SMALL[:1] + _SMALL[2:11])})\b")
+# Number words below eleven ("one" left out: it is mostly a pronoun).
+_SMALL_WORDS = (*_SMALL[:1], *_SMALL[2:11])
 _DIGIT = re.compile(r"[0-9]")
 
 
@@ -139,9 +139,23 @@ def _numbers_as_words(f: Facts, ctx: CheckContext) -> Outcome:
             if m is not None:
                 return (True, f"spelled out: {m.group(0)!r}")
             at = lower.find(stem, at + 1)
-    if _DIGIT.search(lower) is None and _SMALL_NUMBER.search(lower) is None:
+    if _DIGIT.search(lower) is None and not _has_word(lower, _SMALL_WORDS):
         return (None, "no numbers")
     return (False, "no number above ten spelled out")
+
+
+def _has_word(text: str, words: tuple[str, ...]) -> bool:
+    """Whether one of ``words`` is in ``text`` as a whole word (str.find, then the edges)."""
+    for word in words:
+        at = text.find(word)
+        while at >= 0:
+            end = at + len(word)
+            if (at == 0 or not text[at - 1].isalpha()) and (
+                end == len(text) or not text[end].isalpha()
+            ):
+                return True
+            at = text.find(word, end)
+    return False
 
 
 EMPTY = FactCheck("empty", _empty)

@@ -26,8 +26,8 @@ from typing import IO, Any
 import orjson
 
 from cutover import __version__
-from cutover.analysis.summary import SummaryAccumulator
 from cutover.analysis.judging import PairVerdict, SideVerdict
+from cutover.analysis.summary import SummaryAccumulator
 from cutover.records import Observation, Pair
 from cutover.store import RunInfo, Store
 

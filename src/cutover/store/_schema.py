@@ -384,7 +384,9 @@ def case_from_row(m: RowMapping | Mapping[str, Any]) -> Case:
     payload = m["input"] or {}
     asserts = []
     for raw in m["asserts"] or ():
-        options = {k: v for k, v in raw.items() if k not in ("type", "value", "weight", "threshold")}
+        options = {
+            k: v for k, v in raw.items() if k not in ("type", "value", "weight", "threshold")
+        }
         asserts.append(
             Assertion(
                 type=raw["type"],
