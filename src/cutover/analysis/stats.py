@@ -54,12 +54,13 @@ from typing import Final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats as _sps  # type: ignore[import-untyped]
+from scipy import stats as _sps
 
 __all__ = [
     "ADJUST_METHODS",
     "BOOTSTRAP_STATS",
     "EXACT_MEAN_MAX_N",
+    "WILCOXON_ZERO_METHOD",
     "TestResult",
     "adjust",
     "benjamini_hochberg",
@@ -72,6 +73,8 @@ __all__ = [
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
+#: One side's values: an array, or a sequence in which None marks a missing value.
+Values = ArrayLike | Sequence[float | None]
 
 BOOTSTRAP_STATS: Final = ("mean_diff", "ratio_of_means", "ratio_p50", "ratio_p95", "ratio_p99")
 ADJUST_METHODS: Final = ("bh", "holm", "none")
@@ -81,6 +84,7 @@ EXACT_MEAN_MAX_N: Final = 500
 WILCOXON_ZERO_METHOD: Final = "pratt"
 
 _QUANTILES: Final = {"ratio_p50": 0.50, "ratio_p95": 0.95, "ratio_p99": 0.99}
+_DISTINCT_MAX: Final = 32  # up to this many distinct pairs: exact multinomial counts
 _STRATA: Final = 32  # equal-count strata for the bootstrap of means
 _SINGLETONS: Final = 32  # most extreme pairs on each side, kept exact
 _WINDOW_Z: Final = 4.0  # half-width of the quantile window, in binomial SDs
@@ -129,7 +133,7 @@ def mcnemar_exact(b: int, c: int) -> float:
     return min(1.0, 2.0 * float(_sps.binom.cdf(min(b, c), n, 0.5)))
 
 
-def paired_binary(old: ArrayLike, new: ArrayLike, *, alpha: float = 0.05) -> TestResult:
+def paired_binary(old: Values, new: Values, *, alpha: float = 0.05) -> TestResult:
     """Compare two paired pass/fail columns (pass rates, check rates).
 
     ``estimate`` is ``mean(new) - mean(old)``; the p-value is
@@ -209,8 +213,8 @@ def _newcombe_paired(a: int, b: int, c: int, d: int, alpha: float) -> tuple[floa
 
 
 def paired_bootstrap(
-    old: ArrayLike,
-    new: ArrayLike,
+    old: Values,
+    new: Values,
     *,
     stat: str = "mean_diff",
     n_resamples: int = 2000,
@@ -305,8 +309,10 @@ def _sorted_quantile(t: FloatArray, q: float) -> float:
     frac = h - k
     lo = float(t[k])
     hi = float(t[min(k + 1, t.size - 1)])
-    if frac == 0 or lo == hi:
+    if frac == 0 or lo == hi or math.isinf(lo):
         return lo
+    if math.isinf(hi):
+        return hi
     return lo + frac * (hi - lo)
 
 
@@ -349,9 +355,9 @@ def _mean_replicates(
 
 
 def _few_distinct_rows(cols: FloatArray) -> tuple[FloatArray, FloatArray] | None:
-    """The distinct rows and their counts, when there are at most ``_STRATA``."""
+    """The distinct rows and their counts, when there are at most ``_DISTINCT_MAX``."""
     marginal = [np.unique(cols[:, j]).size for j in range(cols.shape[1])]
-    if math.prod(marginal) > _STRATA:
+    if math.prod(marginal) > _DISTINCT_MAX:
         return None
     rows, freq = np.unique(cols, axis=0, return_counts=True)
     return rows, freq.astype(np.float64)
@@ -507,7 +513,7 @@ def _quantile_replicates(
 # --- signed rank ------------------------------------------------------------
 
 
-def wilcoxon_signed_rank(old: ArrayLike, new: ArrayLike) -> TestResult:
+def wilcoxon_signed_rank(old: Values, new: Values) -> TestResult:
     """Wilcoxon signed-rank test on the paired differences new - old.
 
     A thin wrapper over :func:`scipy.stats.wilcoxon` with
@@ -597,7 +603,7 @@ def _restore(
 # --- shared -----------------------------------------------------------------
 
 
-def _clean_pairs(old: ArrayLike, new: ArrayLike) -> tuple[FloatArray, FloatArray, int]:
+def _clean_pairs(old: Values, new: Values) -> tuple[FloatArray, FloatArray, int]:
     """Both sides as float arrays, pairs with a non-finite side dropped."""
     o = np.asarray(old, dtype=np.float64)
     w = np.asarray(new, dtype=np.float64)
