@@ -194,3 +194,58 @@ async def test_ctrl_c_marks_interrupted_and_exits_130(tmp_path: Path) -> None:
         run = store.list_runs()[0]
         assert run.status == "interrupted"
         assert len(store.observation_status(run.id)) >= 8
+
+
+def _judge_answer(request: object, tag: str) -> str:
+    import re
+
+    text = getattr(request, "last_user_text", "")
+    match = re.search(rf"<{tag}>\n(.*?)\n</{tag}>", text, re.S)
+    return match.group(1) if match else ""
+
+
+async def test_judge_prefers_new_then_fails_and_run_still_reports(tmp_path: Path) -> None:
+    old = tmp_path / "old.jsonl"
+    new = tmp_path / "new.jsonl"
+    old.write_text(
+        "".join(
+            f'{{"id": "c{i}", "input": "q{i}", "output": "I do not know the answer to that question"}}\n'
+            for i in range(6)
+        )
+    )
+    new.write_text(
+        "".join(
+            f'{{"id": "c{i}", "input": "q{i}", "output": "You will get a refund to your card soon"}}\n'
+            for i in range(6)
+        )
+    )
+
+    def fair(request: object) -> str:
+        letter = "A" if "refund" in _judge_answer(request, "answer_A") else "B"
+        return f'{{"winner": "{letter}", "reason": "{letter} offers the refund"}}'
+
+    async with OpenAIServer(responder=fair) as judge:
+        code, _, err = await cutover(
+            "compare", "--old-outputs", str(old), "--new-outputs", str(new),
+            "--out", str(tmp_path / "o"), "--db", f"sqlite:///{tmp_path / 'c.db'}",
+            "--judge", f"openai:judge@{judge.base_url}", "--judge-sample", "4",
+        )  # fmt: skip
+        assert code == 0, err
+        assert judge.requests_total == 8  # 4 pairs x both orders
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    judged = [c for c in report["cases"] if c["judge"]]
+    assert len(judged) == 4
+    assert all(c["judge"]["winner"] == "new" and c["judge"]["consistent"] for c in judged)
+    assert all(c["triage"] == "improvement" for c in judged)
+    assert "judge compared 4 pairs" in " ".join(report["notes"])
+    async with OpenAIServer() as broken:
+        broken.inject(*[Fault.status(500)] * 40)
+        code, _, err = await cutover(
+            "compare", "--old-outputs", str(old), "--new-outputs", str(new),
+            "--out", str(tmp_path / "b"), "--db", f"sqlite:///{tmp_path / 'c.db'}",
+            "--judge", f"openai:judge@{broken.base_url}", "--judge-sample", "2",
+        )  # fmt: skip
+    assert code == 0, err  # a failing judge is reported, never a traceback
+    report = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert "judge call(s) failed" in " ".join(report["notes"])
+    assert all(c["judge"] is None or c["judge"]["winner"] is None for c in report["cases"])
