@@ -13,7 +13,7 @@ lingua franca of suites; the Anthropic provider translates at its edge.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -91,8 +91,10 @@ class Observation:
         return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Field by field: dataclasses.asdict deep-copies and is ~8x slower.
+        data = {name: getattr(self, name) for name in _OBSERVATION_FIELDS}
         data["tool_calls"] = [tc.to_dict() for tc in self.tool_calls]
+        data["grades"] = dict(self.grades)
         return data
 
     @classmethod
@@ -105,6 +107,9 @@ class Observation:
             for tc in data.get("tool_calls") or ()
         )
         return cls(**kwargs)
+
+
+_OBSERVATION_FIELDS = tuple(Observation.__dataclass_fields__)
 
 
 @dataclass(slots=True)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from difflib import SequenceMatcher
 from html import escape
 from typing import Any, NamedTuple
+
+from rapidfuzz.distance import Indel
 
 from cutover.reports import _format as f
 
@@ -44,7 +45,10 @@ def word_diff(old: str, new: str) -> tuple[str, str]:
         return escape(old), escape(new)
     left: list[str] = []
     right: list[str] = []
-    for op, i1, i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+    # rapidfuzz's Indel opcodes: linear-ish where difflib is quadratic on long texts.
+    for opcode in Indel.opcodes(a, b):
+        op, i1, i2 = opcode.tag, opcode.src_start, opcode.src_end
+        j1, j2 = opcode.dest_start, opcode.dest_end
         old_part, new_part = escape("".join(a[i1:i2])), escape("".join(b[j1:j2]))
         if op == "equal":
             left.append(old_part)

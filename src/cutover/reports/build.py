@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 VIEW_CAP = 2000
 """Cases other than regressions and novel ones kept for the Markdown/HTML view."""
+VIEW_PRIORITY_CAP = 5000
+"""Regressions and novel cases kept for the view (report.json has every one)."""
 
 
 @dataclass(slots=True)
@@ -138,11 +140,12 @@ async def _run_judge(judge: Judge, jobs: list[_JudgeJob], verdicts: list[PairVer
 
 
 class _View:
-    """Every regression and novel case, plus the first ``VIEW_CAP`` others."""
+    """Regressions and novel cases (up to ``VIEW_PRIORITY_CAP``) and ``VIEW_CAP`` others."""
 
     def __init__(self) -> None:
         self.cases: list[dict[str, Any]] = []
         self.others = 0
+        self.priority = 0
         self.left_out = 0
         self.distributions: dict[str, dict[str, list[float]]] = {
             key: {"old": [], "new": []} for key in ("latency_ms", "ttft_ms", "cost_usd")
@@ -161,7 +164,11 @@ class _View:
     def __call__(self, entry: dict[str, Any]) -> None:
         self._collect(entry)
         if entry.get("triage") in ("regression", "novel"):
-            self.cases.append(entry)
+            if self.priority < VIEW_PRIORITY_CAP:
+                self.priority += 1
+                self.cases.append(entry)
+            else:
+                self.left_out += 1
         elif self.others < VIEW_CAP:
             self.others += 1
             self.cases.append(entry)
@@ -193,7 +200,8 @@ def build_reports(
     if view.left_out:
         report["notes"] = [
             *analysis.get("notes", []),
-            f"{view.left_out} unremarkable case(s) are in report.json only",
+            f"{view.left_out} case(s) are in report.json only (the HTML and Markdown show "
+            f"{VIEW_PRIORITY_CAP} regressions/novel and {VIEW_CAP} others at most)",
         ]
     paths = {
         "json": json_path,
@@ -207,4 +215,4 @@ def build_reports(
     )
 
 
-__all__ = ["VIEW_CAP", "ReportOutcome", "analyse_run", "build_reports"]
+__all__ = ["VIEW_CAP", "VIEW_PRIORITY_CAP", "ReportOutcome", "analyse_run", "build_reports"]

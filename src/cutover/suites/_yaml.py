@@ -151,13 +151,32 @@ class JsonLine:
     data: Any
 
 
+def _binary_lines(path: Path, error: type[InputError]) -> Iterator[bytes]:
+    """The file's lines as bytes, read one at a time (memory flat in file size)."""
+    try:
+        with path.open("rb") as fh:
+            first = True
+            for raw in fh:
+                if first:
+                    raw = raw.removeprefix(b"\xef\xbb\xbf")
+                    first = False
+                yield raw
+    except OSError as exc:
+        raise error(f"cannot read file: {exc.strerror}", path=str(path)) from None
+
+
 def iter_jsonl(
     path: Path, text: str | None = None, *, error: type[InputError] = SuiteError
 ) -> Iterator[JsonLine]:
     """Parse each non-blank line (numbered from 1); bad JSON -> ``error`` with the line."""
+    lines: Iterable[bytes]
     if text is None:
-        text = read_text(path, error)
-    for number, raw in enumerate(text.splitlines(), start=1):
+        if not path.is_file():
+            read_text(path, error)  # raises the precise error (not found, a directory...)
+        lines = _binary_lines(path, error)
+    else:
+        lines = (line.encode("utf-8", "surrogatepass") for line in text.splitlines())
+    for number, raw in enumerate(lines, start=1):
         stripped = raw.strip()
         if not stripped:
             continue
