@@ -249,3 +249,44 @@ async def test_judge_prefers_new_then_fails_and_run_still_reports(tmp_path: Path
     report = json.loads((tmp_path / "b" / "report.json").read_text())
     assert "judge call(s) failed" in " ".join(report["notes"])
     assert all(c["judge"] is None or c["judge"]["winner"] is None for c in report["cases"])
+
+
+async def test_llm_rubric_assertions_are_scored_by_the_judge(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        yaml.safe_dump(
+            {
+                "cases": [
+                    {
+                        "id": f"r{i}",
+                        "input": f"Can I get my money back for order {i}?",
+                        "expected": "Yes, you will get a refund within 5 days."
+                        if i % 2
+                        else "Please contact the shop.",
+                        "assert": [{"type": "llm-rubric", "value": "offers a refund"}],
+                    }
+                    for i in range(4)
+                ]
+            }
+        )
+    )
+
+    def rubric(request: object) -> str:
+        score = 0.9 if "refund" in _judge_answer(request, "answer") else 0.1
+        return f'{{"score": {score}, "reason": "refund offered: {score > 0.5}"}}'
+
+    async with OpenAIServer(responder=rubric) as judge:
+        code, _, err = await cutover(
+            "compare", "--suite", str(suite), "--old", "sim:echo", "--new", "sim:echo",
+            "--out", str(tmp_path / "o"), "--db", f"sqlite:///{tmp_path / 'c.db'}",
+            "--judge", f"openai:judge@{judge.base_url}", "--judge-sample", "0",
+        )  # fmt: skip
+        assert code == 0, err
+        assert judge.requests_total == 8  # 4 cases x 2 sides, no pairwise (sample 0)
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    by_id = {c["id"]: c for c in report["cases"]}
+    for i in range(4):
+        side = by_id[f"r{i}"]["new"]
+        assert side["assertions"][0]["type"] == "llm-rubric"
+        assert side["passed"] is bool(i % 2)
+        assert side["assertions"][0]["score"] == (0.9 if i % 2 else 0.1)

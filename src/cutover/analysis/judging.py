@@ -135,6 +135,13 @@ def judge_side(obs: Observation, case: Case | None, ctx: CheckContext) -> SideVe
     """Checks, assertions, verdict and score of one Observation."""
     checks = check_values(obs, ctx)
     results = evaluate_all(case, obs) if case is not None and case.asserts else []
+    return side_verdict(obs, checks, results)
+
+
+def side_verdict(
+    obs: Observation, checks: dict[str, CheckValue], results: list[AssertionResult]
+) -> SideVerdict:
+    """The verdict and score of a side from its check values and assertion results."""
     known = [r.passed for r in results if r.passed is not None]
     passed: bool | None
     if obs.error is not None:
@@ -150,7 +157,8 @@ def judge_side(obs: Observation, case: Case | None, ctx: CheckContext) -> SideVe
     )
 
 
-def _flips(old: SideVerdict, new: SideVerdict, score_margin: float) -> tuple[list[str], list[str]]:
+def flips(old: SideVerdict, new: SideVerdict, score_margin: float) -> tuple[list[str], list[str]]:
+    """What got worse and what got better from the old side to the new one."""
     worse: list[str] = []
     better: list[str] = []
     if not old.error and new.error:
@@ -209,7 +217,7 @@ def judge_pair(pair: Pair, *, score_margin: float = 0.1) -> PairVerdict:
         pair.new.cost_usd if pair.new is not None else None,
     )
     if old is not None and new is not None and pair.old is not None and pair.new is not None:
-        verdict.worse, verdict.better = _flips(old, new, score_margin)
+        verdict.worse, verdict.better = flips(old, new, score_margin)
         verdict.similarity = similarity(pair.old, pair.new)
     return verdict
 
@@ -252,8 +260,10 @@ __all__ = [
     "PairVerdict",
     "SideVerdict",
     "context_for",
+    "flips",
     "judge_pair",
     "judge_side",
     "settle_triage",
+    "side_verdict",
     "similarity",
 ]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cutover.analysis.gates import GateCriterion
-from cutover.analysis.judging import PairVerdict, judge_pair, settle_triage
+from cutover.analysis.judging import PairVerdict, flips, judge_pair, settle_triage, side_verdict
 from cutover.analysis.verdict import AnalysisOptions, VerdictBuilder
 from cutover.records import Observation
 from cutover.reports.html import write_html
@@ -56,6 +56,8 @@ class _JudgeJob:
     case: Case
     old: Observation
     new: Observation
+    rubric_only: bool = False
+    """True when the pair is judged only for its llm-rubric assertions."""
 
 
 def analyse_run(
@@ -80,21 +82,17 @@ def analyse_run(
         for arm, side in (("old", verdict.old), ("new", verdict.new)):
             if side is not None and side.checks.get("empty") is True:
                 empty[arm] += 1
-        if (
-            judge is not None
-            and pair.case is not None
-            and pair.old is not None
-            and pair.new is not None
-            and pair.old.ok
-            and pair.new.ok
-            and len(jobs) < judge_sample
-        ):
-            jobs.append(_JudgeJob(len(verdicts), pair.case, pair.old, pair.new))
+        if judge is not None and pair.case is not None and pair.old and pair.new:
+            has_rubric = any(a.type == "llm-rubric" for a in pair.case.asserts)
+            sampled = pair.old.ok and pair.new.ok and len(jobs) < judge_sample
+            if sampled or has_rubric:
+                jobs.append(_JudgeJob(len(verdicts), pair.case, pair.old, pair.new, not sampled))
         verdicts.append(verdict)
     notes: list[str] = []
     if judge is not None and jobs:
-        failures = asyncio.run(_run_judge(judge, jobs, verdicts))
-        notes.append(f"judge compared {len(jobs)} pairs (position-swapped); {failures} failed")
+        failures = asyncio.run(_run_judge(judge, jobs, verdicts, opts.score_margin))
+        compared = sum(not job.rubric_only for job in jobs)
+        notes.append(f"judge compared {compared} pairs (position-swapped); {failures} failed")
         if failures:
             notes.append(
                 f"{failures} judge call(s) failed: those pairs are triaged without a judge"
@@ -115,12 +113,34 @@ def analyse_run(
     return verdicts, analysis
 
 
-async def _run_judge(judge: Judge, jobs: list[_JudgeJob], verdicts: list[PairVerdict]) -> int:
+async def _run_judge(
+    judge: Judge, jobs: list[_JudgeJob], verdicts: list[PairVerdict], score_margin: float
+) -> int:
+    """Pairwise verdicts on the sampled pairs; llm-rubric assertions scored by the judge."""
     slots = asyncio.Semaphore(8)
     failures = 0
 
+    async def rubric(job: _JudgeJob) -> None:
+        verdict = verdicts[job.index]
+        for side, obs in (("old", job.old), ("new", job.new)):
+            current = getattr(verdict, side)
+            if current is None:
+                continue
+            results = list(current.assertions)
+            for i, assertion in enumerate(job.case.asserts):
+                if assertion.type == "llm-rubric" and i < len(results):
+                    async with slots:
+                        results[i] = await judge.evaluate(assertion, obs, job.case)
+            setattr(verdict, side, side_verdict(obs, current.checks, results))
+        if verdict.old is not None and verdict.new is not None:
+            verdict.worse, verdict.better = flips(verdict.old, verdict.new, score_margin)
+
     async def one(job: _JudgeJob) -> None:
         nonlocal failures
+        if any(a.type == "llm-rubric" for a in job.case.asserts):
+            await rubric(job)
+        if job.rubric_only:
+            return
         async with slots:
             result = await judge.pairwise(job.case, job.old, job.new)
         if result.winner is None:
