@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cutover._files import read_yaml_file
 from cutover.errors import TargetSpecError
 
 KNOWN_PROVIDERS = ("openai", "anthropic", "sim", "replay")
@@ -150,17 +150,7 @@ def _spec_error(exc: ValidationError, *, source: str, path: str | None = None) -
 def load_targets_file(path: str | Path) -> dict[str, Target]:
     """Read named targets from a YAML file (``targets: {name: {target: ..., ...}}``)."""
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TargetSpecError(f"cannot read targets file: {exc.strerror}", path=str(p)) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise TargetSpecError(
-            f"not valid YAML: {getattr(exc, 'problem', exc)}",
-            path=str(p),
-            line=mark.line + 1 if mark else None,
-        ) from None
+    data = read_yaml_file(p, TargetSpecError)
     if not isinstance(data, dict) or not isinstance(data.get("targets"), dict):
         raise TargetSpecError(
             "expected a mapping with a 'targets' mapping of name -> target", path=str(p)

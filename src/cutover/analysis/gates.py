@@ -39,9 +39,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cutover._files import read_yaml_file
 from cutover.errors import InputError
 
 SIMPLE_METRICS = (
@@ -148,19 +148,8 @@ def parse_gates(raw: Any, *, path: str | None = None) -> list[GateCriterion]:
 
 
 def load_gates_file(path: str | Path) -> list[GateCriterion]:
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read gates file: {exc.strerror}", path=str(p)) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(
-            f"not valid YAML: {getattr(exc, 'problem', exc)}",
-            path=str(p),
-            line=mark.line + 1 if mark else None,
-        ) from None
-    return parse_gates(data, path=str(p))
+    """Criteria from a YAML file (a list, or a mapping with a ``gates:`` list)."""
+    return parse_gates(read_yaml_file(path, InputError), path=str(path))
 
 
 __all__ = ["SIMPLE_METRICS", "GateCriterion", "load_gates_file", "parse_gates"]

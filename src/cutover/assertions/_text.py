@@ -8,6 +8,7 @@ A list value means *any of* (``equals``, ``contains``, ``icontains``,
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from cutover.assertions._common import clip, output_text, result, short, strings, unevaluated
 from cutover.assertions._result import AssertionResult
@@ -26,45 +27,50 @@ def _shown(values: list[str]) -> str:
     return short(values[0]) if len(values) == 1 else "any of " + short(values, 120)
 
 
-def equals(a: Assertion, obs: Observation, case: Case) -> AssertionResult:
+def _find(
+    a: Assertion, obs: Observation, match: Callable[[str, str], bool]
+) -> AssertionResult | tuple[list[str], str | None]:
+    """The values and the first one ``match(value, text)`` accepts (or ``None``)."""
     values = _values(a)
     if isinstance(values, AssertionResult):
         return values
-    text = output_text(obs).strip()
-    hit = next((v for v in values if text == v.strip()), None)
+    text = output_text(obs)
+    return values, next((v for v in values if match(v, text)), None)
+
+
+def _any_of(
+    a: Assertion, obs: Observation, match: Callable[[str, str], bool], verb: str, suffix: str = ""
+) -> AssertionResult:
+    found = _find(a, obs, match)
+    if isinstance(found, AssertionResult):
+        return found
+    values, hit = found
     if hit is not None:
-        return result(a, True, f"equals {short(hit)}")
-    return result(a, False, f"{short(text)} is not {_shown(values)}")
+        return result(a, True, f"{verb} {short(hit)}{suffix}")
+    if a.type == "equals":
+        return result(a, False, f"{short(output_text(obs).strip())} is not {_shown(values)}")
+    return result(a, False, f"does not {verb.removesuffix('s')} {_shown(values)}{suffix}")
+
+
+def equals(a: Assertion, obs: Observation, case: Case) -> AssertionResult:
+    return _any_of(a, obs, lambda v, text: text.strip() == v.strip(), "equals")
 
 
 def contains(a: Assertion, obs: Observation, case: Case) -> AssertionResult:
-    values = _values(a)
-    if isinstance(values, AssertionResult):
-        return values
-    text = output_text(obs)
-    hit = next((v for v in values if v in text), None)
-    if hit is not None:
-        return result(a, True, f"contains {short(hit)}")
-    return result(a, False, f"does not contain {_shown(values)}")
+    return _any_of(a, obs, lambda v, text: v in text, "contains")
 
 
 def icontains(a: Assertion, obs: Observation, case: Case) -> AssertionResult:
-    values = _values(a)
-    if isinstance(values, AssertionResult):
-        return values
-    text = output_text(obs).casefold()
-    hit = next((v for v in values if v.casefold() in text), None)
-    if hit is not None:
-        return result(a, True, f"contains {short(hit)} (ignoring case)")
-    return result(a, False, f"does not contain {_shown(values)} (ignoring case)")
+    return _any_of(
+        a, obs, lambda v, text: v.casefold() in text.casefold(), "contains", " (ignoring case)"
+    )
 
 
 def not_contains(a: Assertion, obs: Observation, case: Case) -> AssertionResult:
-    values = _values(a)
-    if isinstance(values, AssertionResult):
-        return values
-    text = output_text(obs)
-    hit = next((v for v in values if v in text), None)
+    found = _find(a, obs, lambda v, text: v in text)
+    if isinstance(found, AssertionResult):
+        return found
+    values, hit = found
     if hit is not None:
         return result(a, False, f"contains {short(hit)}")
     shown = short(values[0]) if len(values) == 1 else "any of " + short(values, 120)
