@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from types import MappingProxyType
 
 from cutover.targets import Price, Target
 
-_PROVIDER_IDS = {"openai": "openai", "anthropic": "anthropic"}
+_PROVIDER_IDS = MappingProxyType({"openai": "openai", "anthropic": "anthropic"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -353,14 +353,16 @@ def _bootstrap_row(name: str, metric: str, old: np.ndarray, new: np.ndarray, sta
     return _row(name, metric, result, o_val, n_val, result.estimate, bad)
 
 
-_METRIC_WORDS = {
-    "pass_rate": "pass rate",
-    "score": "score",
-    "refusal": "refusal rate",
-    "json_valid": "valid-JSON rate",
-    "latency_p95_ratio": "p95 latency ratio",
-    "cost_ratio": "cost ratio",
-}
+_METRIC_WORDS = MappingProxyType(
+    {
+        "pass_rate": "pass rate",
+        "score": "score",
+        "refusal": "refusal rate",
+        "json_valid": "valid-JSON rate",
+        "latency_p95_ratio": "p95 latency ratio",
+        "cost_ratio": "cost ratio",
+    }
+)
 
 
 def pick_watch(rows: Iterable[dict[str, Any]], flips: dict[str, Any]) -> dict[str, Any] | None:

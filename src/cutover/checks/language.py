@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Mapping
 from itertools import chain
 from operator import itemgetter
+from types import MappingProxyType
 
 from cutover.checks._base import CheckContext
 from cutover.checks._facts import FactCheck, Facts, Outcome
@@ -87,7 +88,9 @@ def detect_language(text: str) -> tuple[str | None, str]:
     return _by_stopwords(words[:MAX_WORDS])
 
 
-_SCRIPT_NAMES = {"ja": "kana", "ko": "Hangul", "zh": "Han", "ru": "Cyrillic", "ar": "Arabic"}
+_SCRIPT_NAMES = MappingProxyType(
+    {"ja": "kana", "ko": "Hangul", "zh": "Han", "ru": "Cyrillic", "ar": "Arabic"}
+)
 
 
 def _by_stopwords(words: list[bytes]) -> tuple[str | None, str]:

@@ -24,13 +24,28 @@ _BOLD = re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__")
 _LINK = re.compile(r"\]\([^)\s]+\)")
 _MARKDOWN_ORDER = ("headings", "lists", "table", "code", "quote", "bold", "links")
 
-_SMALL = [
+_SMALL = (
     *("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"),
     *("eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen"),
     *("eighteen", "nineteen"),
-]
-_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
-_SCALES = ["hundred", "thousand", "million", "billion", "trillion"]
+)
+_TENS = (
+    "twenty",
+    "thirty",
+    "forty",
+    "fifty",
+    "sixty",
+    "seventy",
+    "eighty",
+    "ninety",
+)
+_SCALES = (
+    "hundred",
+    "thousand",
+    "million",
+    "billion",
+    "trillion",
+)
 _UNIT = "|".join(_SMALL[1:10])
 # A number spelled out where style guides (and readers) expect digits: 11 and up.
 _SPELLED = re.compile(

@@ -12,6 +12,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 TRIAGE_ORDER = ("regression", "novel", "improvement", "neutral")
@@ -193,7 +194,7 @@ def fmt_gate_value(metric: str, value: Any) -> str:
     return fmt_delta(metric, value) if _is_delta_gate(metric) else fmt_level(metric, value)
 
 
-_BOUNDS = {"max": "≤", "min": "≥", "max_drop": "drop ≤", "max_increase": "rise ≤"}
+_BOUNDS = MappingProxyType({"max": "≤", "min": "≥", "max_drop": "drop ≤", "max_increase": "rise ≤"})
 
 
 def fmt_threshold(crit: Mapping[str, Any]) -> str:

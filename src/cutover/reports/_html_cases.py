@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from html import escape
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from rapidfuzz.distance import Indel
@@ -27,7 +28,7 @@ DIFF_TOKENS = 3000
 """Beyond this many words on a side the outputs are shown without a diff."""
 _TOKEN = re.compile(r"\s+|[^\s]+")
 _PRIORITY = ("regression", "novel")
-_RANK = {name: i for i, name in enumerate(f.TRIAGE_ORDER)}
+_RANK = MappingProxyType({name: i for i, name in enumerate(f.TRIAGE_ORDER)})
 
 
 def e(value: Any) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from cutover.reports import _format as f
@@ -34,7 +35,7 @@ def md(value: Any) -> str:
     return re.sub(r"\r\n|\r|\n", "<br>", s)
 
 
-_ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+_ENTITIES = MappingProxyType({"<": "&lt;", ">": "&gt;", "&": "&amp;"})
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

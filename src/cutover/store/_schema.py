@@ -359,7 +359,7 @@ def case_values(run_id: str, idx: int, case: Case) -> dict[str, Any]:
     }
 
 
-OBSERVATION_COLUMNS = [
+OBSERVATION_COLUMNS: tuple[Any, ...] = (
     observations.c.idx,
     observations.c.case_id,
     observations.c.arm,
@@ -367,8 +367,8 @@ OBSERVATION_COLUMNS = [
     observations.c.tool_calls,
     observations.c.grades,
     *(observations.c[name] for name in OBSERVATION_FIELDS),
-]
-PAIR_CASE_COLUMNS = [
+)
+PAIR_CASE_COLUMNS: tuple[Any, ...] = (
     cases.c.case_id,
     cases.c.tags,
     cases.c.critical,
@@ -376,7 +376,7 @@ PAIR_CASE_COLUMNS = [
     cases.c.expected,
     cases.c.asserts,
     cases.c.source,
-]
+)
 
 
 def case_from_row(m: RowMapping | Mapping[str, Any]) -> Case:
