@@ -7,6 +7,7 @@
     │   ├── TargetSpecError          a target string or target entry is invalid
     │   ├── SuiteError               a suite file is malformed (file, line, field)
     │   ├── RecordedOutputsError     a recorded-outputs JSONL file is malformed
+    │   ├── GatewayConfigError       a gateway config file is invalid (file, line, field)
     │   └── MissingKeyError          a provider key is not in the environment
     ├── StoreError                   the database cannot be opened or migrated
     ├── RunAbortedError              a run stopped early (unreachable target,
@@ -77,6 +78,10 @@ class SuiteError(InputError):
 
 class RecordedOutputsError(InputError):
     """A recorded-outputs JSONL file is malformed."""
+
+
+class GatewayConfigError(InputError):
+    """A gateway config file (``gateway.yaml``) is invalid."""
 
 
 class MissingKeyError(InputError):
@@ -166,6 +171,7 @@ class MalformedResponseError(TransientProviderError):
 
 __all__ = [
     "CutoverError",
+    "GatewayConfigError",
     "InputError",
     "MalformedResponseError",
     "MissingKeyError",

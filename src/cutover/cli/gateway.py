@@ -1,0 +1,43 @@
+"""``cutover gateway``: serve the migration gateway from a config file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cutover.cli._common import cli_errors, err
+
+
+def gateway_command(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="The gateway config file (gateway.yaml).")
+    ],
+    host: Annotated[
+        str | None, typer.Option("--host", help="Listen on this address (default: listen.host).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port", min=0, max=65535, help="Listen on this port (default: listen.port)."
+        ),
+    ] = None,
+) -> None:
+    """Run the OpenAI-compatible gateway: routes, sticky canary split, arm headers."""
+    from cutover.gateway import load_gateway_config, run_gateway
+
+    with cli_errors():
+        cfg = load_gateway_config(config)
+        bind_host = host or cfg.listen.host
+        bind_port = cfg.listen.port if port is None else port
+        routes = ", ".join(
+            f"{alias} ({route.weight:g}% candidate)" if route.candidate else alias
+            for alias, route in cfg.routes.items()
+        )
+        err.print(
+            f"cutover gateway on http://{bind_host}:{bind_port}/v1  routes: {routes}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        run_gateway(cfg, host=bind_host, port=bind_port)

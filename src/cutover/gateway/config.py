@@ -1,0 +1,210 @@
+"""The gateway's config file (``gateway.yaml``), validated with pydantic.
+
+::
+
+    listen: {host: 127.0.0.1, port: 8787}
+    client_keys: [sk-client-1]
+    admin_token: adm-secret-token
+    store: sqlite:///gateway.db
+    routes:
+      support-bot:
+        baseline: openai:gpt-4o-mini@http://127.0.0.1:18080/v1
+        candidate: {target: openai:gpt-4.1-mini@http://127.0.0.1:18080/v1, key_env: ALT_KEY}
+        weight: 10
+        sticky: user          # user | header:x-session-id | api_key | none
+        allow: [alice]        # sticky keys pinned to the candidate
+        shadow: {target: anthropic:claude-haiku-4-5, sample: 1.0, budget_usd_per_day: 5}
+
+A target is a ``provider:model[@url]`` string or a mapping with ``target``
+plus ``key_env`` (the environment variable holding its key) and any other
+Target field (``timeout_s``, ``headers``...). Unknown keys are errors, named
+with the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, NamedTuple
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from cutover._files import read_yaml_file
+from cutover.errors import GatewayConfigError, TargetSpecError
+from cutover.targets import Target, parse_target
+
+_STICKY = re.compile(r"^(user|api_key|none|header:[A-Za-z0-9_.-]+)$")
+
+
+def _to_target(value: Any) -> Any:
+    """A Target from ``"provider:model[@url]"`` or ``{target: ..., key_env: ..., ...}``."""
+    if isinstance(value, Target):
+        return value
+    try:
+        if isinstance(value, str):
+            return parse_target(value)
+        if isinstance(value, dict):
+            if not isinstance(value.get("target"), str):
+                raise ValueError("a target mapping needs 'target: provider:model[@url]'")
+            overrides = {k: v for k, v in value.items() if k not in ("target", "key_env")}
+            if "key_env" in value:
+                overrides["api_key_env"] = value["key_env"]
+            return parse_target(value["target"], **overrides)
+    except TargetSpecError as exc:
+        where = f"{exc.field}: " if exc.field else ""
+        hint = f" ({exc.hint})" if exc.hint else ""
+        raise ValueError(f"{where}{exc.message}{hint}") from None
+    raise ValueError("a target is 'provider:model[@url]' or a mapping with 'target'")
+
+
+TargetField = Annotated[Target, BeforeValidator(_to_target)]
+
+
+class StickyKey(NamedTuple):
+    """What decides the arm: ``kind`` is user, header, api_key or none."""
+
+    kind: Literal["user", "header", "api_key", "none"]
+    header: str | None = None
+
+
+class Listen(BaseModel):
+    """Where the gateway listens."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8787, ge=0, le=65535)
+
+
+class ShadowConfig(BaseModel):
+    """Dual-write to a third target (parsed and kept; not run yet)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target: TargetField
+    sample: float = Field(default=1.0, ge=0.0, le=1.0)
+    budget_usd_per_day: float | None = Field(default=None, ge=0.0)
+
+
+class RouteConfig(BaseModel):
+    """One alias: a baseline, optionally a candidate and its weight."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    baseline: TargetField
+    candidate: TargetField | None = None
+    weight: float = Field(default=0.0, ge=0.0, le=100.0)
+    sticky: str = "user"
+    allow: tuple[str, ...] = ()
+    shadow: ShadowConfig | None = None
+
+    @field_validator("sticky")
+    @classmethod
+    def _valid_sticky(cls, value: str) -> str:
+        if not _STICKY.match(value):
+            raise ValueError(
+                f"invalid sticky key '{value}'; valid: user, header:<name>, api_key, none"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _candidate_needed(self) -> RouteConfig:
+        if self.candidate is None and self.weight > 0:
+            raise ValueError("weight is above 0 but the route has no candidate")
+        if self.candidate is None and self.allow:
+            raise ValueError("allow pins keys to the candidate but the route has no candidate")
+        return self
+
+    @property
+    def sticky_key(self) -> StickyKey:
+        if self.sticky.startswith("header:"):
+            return StickyKey("header", self.sticky.partition(":")[2].lower())
+        kind: Literal["user", "api_key", "none"] = self.sticky  # type: ignore[assignment]
+        return StickyKey(kind)
+
+
+class GatewayConfig(BaseModel):
+    """The whole ``gateway.yaml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    listen: Listen = Field(default_factory=Listen)
+    client_keys: tuple[Annotated[str, Field(min_length=1)], ...] = Field(min_length=1)
+    admin_token: str | None = Field(default=None, min_length=1)
+    store: str | None = None
+    routes: dict[str, RouteConfig] = Field(min_length=1)
+
+    @field_validator("routes")
+    @classmethod
+    def _alias_names(cls, value: dict[str, RouteConfig]) -> dict[str, RouteConfig]:
+        for alias in value:
+            if not alias.strip():
+                raise ValueError("a route alias must not be empty")
+        return value
+
+
+def load_gateway_config(path: str | Path) -> GatewayConfig:
+    """Read and validate ``path``; errors name the file, the line and the field."""
+    p = Path(path)
+    data = read_yaml_file(p, GatewayConfigError)
+    if not isinstance(data, dict):
+        raise GatewayConfigError(
+            "expected a mapping with 'client_keys' and 'routes'", path=str(p), line=1
+        )
+    try:
+        return GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(first["loc"])
+        field = ".".join(str(part) for part in loc) or None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise GatewayConfigError(message, path=str(p), line=_line_of(p, loc), field=field) from None
+
+
+def _line_of(path: Path, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the YAML node at ``loc`` (or its nearest parent)."""
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if node is None:
+        return None
+    line: int = node.start_mark.line + 1
+    for part in loc:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                    child = value
+                    line = key.start_mark.line + 1
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            child = node.value[part]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line
+
+
+__all__ = [
+    "GatewayConfig",
+    "Listen",
+    "RouteConfig",
+    "ShadowConfig",
+    "StickyKey",
+    "load_gateway_config",
+]

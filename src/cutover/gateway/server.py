@@ -1,0 +1,416 @@
+"""The gateway's HTTP server: an OpenAI-compatible proxy that splits traffic by arm.
+
+``POST /v1/chat/completions`` picks the route by the body's ``model`` (an
+alias), the arm by the sticky key (:mod:`cutover.gateway.routing`), replaces
+``model`` with the arm's upstream model and relays the request as is (unknown
+fields kept). Streams are relayed chunk by chunk as they arrive. Every answer
+to it carries ``x-cutover-arm`` (``none`` when the request was rejected
+before a route was chosen) and ``x-cutover-request-id``.
+
+One ``aiohttp.ClientSession`` serves every upstream call; it opens with the
+app and closes with it. Upstream keys are read from the environment once, when
+the :class:`Gateway` is built, and are never logged or returned.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from cutover.errors import GatewayConfigError
+from cutover.gateway._errors import (
+    bad_request,
+    error_response,
+    stream_error_frame,
+    too_large,
+    unauthorized,
+    upstream_error_response,
+)
+from cutover.gateway.config import GatewayConfig, RouteConfig, StickyKey
+from cutover.gateway.routing import Arm, assign
+from cutover.providers._http import session_timeout, stream_timeout
+from cutover.targets import Target
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+UPSTREAM_CONNECTIONS = 1024
+OFFICIAL_OPENAI_URL = "https://api.openai.com/v1"
+DEFAULT_OPENAI_KEY_ENV = "OPENAI_API_KEY"
+ARM_HEADER = "x-cutover-arm"
+REQUEST_ID_HEADER = "x-cutover-request-id"
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where one arm's requests go: the URL and the headers (with the key)."""
+
+    target: Target
+    url: str
+    headers: Mapping[str, str]
+    timeout: aiohttp.ClientTimeout
+    stream_timeout: aiohttp.ClientTimeout
+
+    @property
+    def label(self) -> str:
+        return f"{self.target.provider}:{self.target.model}"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A route ready to serve: its arms resolved to upstreams."""
+
+    alias: str
+    baseline: Upstream
+    candidate: Upstream | None
+    weight: float
+    sticky: StickyKey
+    allow: frozenset[str]
+
+
+def upstream_for(target: Target, env: Mapping[str, str], *, field: str) -> Upstream:
+    """The upstream of an OpenAI-compatible target (the only dialect in this slice)."""
+    if target.provider != "openai":
+        raise GatewayConfigError(
+            f"provider '{target.provider}' is not served by the gateway yet",
+            field=field,
+            hint="baseline and candidate must be openai:model[@url] targets",
+        )
+    base = (target.base_url or OFFICIAL_OPENAI_URL).rstrip("/")
+    headers = {"Content-Type": "application/json"}
+    key = env.get(target.api_key_env or DEFAULT_OPENAI_KEY_ENV)
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    headers.update(target.headers)
+    return Upstream(
+        target=target,
+        url=f"{base}/chat/completions",
+        headers=headers,
+        timeout=session_timeout(target),
+        stream_timeout=stream_timeout(target),
+    )
+
+
+def build_route(alias: str, config: RouteConfig, env: Mapping[str, str]) -> Route:
+    candidate = (
+        upstream_for(config.candidate, env, field=f"routes.{alias}.candidate")
+        if config.candidate is not None
+        else None
+    )
+    return Route(
+        alias=alias,
+        baseline=upstream_for(config.baseline, env, field=f"routes.{alias}.baseline"),
+        candidate=candidate,
+        weight=config.weight if candidate is not None else 0.0,
+        sticky=config.sticky_key,
+        allow=frozenset(config.allow),
+    )
+
+
+class Gateway:
+    """The proxy. ``Gateway(config).app()`` is the ``aiohttp.web`` application."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        env: Mapping[str, str] | None = None,
+        rng: random.Random | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
+        source: Mapping[str, str] = os.environ if env is None else env
+        self.config = config
+        self.routes = {alias: build_route(alias, rc, source) for alias, rc in config.routes.items()}
+        self.client_keys = frozenset(config.client_keys)
+        self.max_body_bytes = max_body_bytes
+        self._rng = rng or random.Random()
+        self._session: aiohttp.ClientSession | None = None
+        self._aliases = ", ".join(sorted(self.routes))
+        self._models_body = orjson.dumps(
+            {
+                "object": "list",
+                "data": [
+                    {"id": alias, "object": "model", "created": 0, "owned_by": "cutover"}
+                    for alias in self.routes
+                ],
+            }
+        )
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=self.max_body_bytes)
+        app.router.add_post("/v1/chat/completions", self.chat_completions)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/healthz", self.healthz)
+        app.cleanup_ctx.append(self._session_ctx)
+        return app
+
+    async def _session_ctx(self, app: web.Application) -> AsyncIterator[None]:
+        connector = aiohttp.TCPConnector(
+            limit=UPSTREAM_CONNECTIONS, limit_per_host=0, keepalive_timeout=30.0, ttl_dns_cache=300
+        )
+        self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+        try:
+            yield
+        finally:
+            session, self._session = self._session, None
+            await session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("the gateway app is not running")
+        return self._session
+
+    # -- small endpoints ---------------------------------------------------------
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(body=b'{"status":"ok"}', content_type="application/json")
+
+    async def models(self, request: web.Request) -> web.Response:
+        if self._client_key(request) is None:
+            return unauthorized({})
+        return web.Response(body=self._models_body, content_type="application/json")
+
+    # -- chat completions ----------------------------------------------------------
+
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        headers = {REQUEST_ID_HEADER: "req_" + os.urandom(12).hex(), ARM_HEADER: "none"}
+        client_key = self._client_key(request)
+        if client_key is None:
+            return unauthorized(headers)
+        body = await self._read_body(request, headers)
+        if isinstance(body, web.Response):
+            return body
+        route = self.routes.get(body["model"])
+        if route is None:
+            return error_response(
+                404,
+                f"The model '{body['model']}' does not exist on this gateway; "
+                f"valid models (route aliases): {self._aliases}",
+                error_type="invalid_request_error",
+                code="model_not_found",
+                param="model",
+                headers=headers,
+            )
+        key = _sticky_value(route.sticky, body, request, client_key)
+        assignment = assign(
+            route.alias,
+            key,
+            weight=route.weight,
+            has_candidate=route.candidate is not None,
+            allow=route.allow,
+            rng=self._rng,
+        )
+        upstream = route.baseline
+        if assignment.arm is Arm.CANDIDATE and route.candidate is not None:
+            upstream = route.candidate
+        headers[ARM_HEADER] = assignment.arm.value
+        body["model"] = upstream.target.model
+        payload = orjson.dumps(body)
+        if body.get("stream") is True:
+            return await self._relay_stream(request, upstream, payload, headers)
+        return await self._relay(upstream, payload, headers)
+
+    def _client_key(self, request: web.Request) -> str | None:
+        auth = request.headers.get("Authorization", "")
+        scheme, _, token = auth.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or token not in self.client_keys:
+            return None
+        return token
+
+    async def _read_body(
+        self, request: web.Request, headers: dict[str, str]
+    ) -> dict[str, Any] | web.Response:
+        """The request's JSON object, checked; or the 400/413 answer."""
+        length = request.content_length
+        if length is not None and length > self.max_body_bytes:
+            return too_large(self.max_body_bytes, headers)
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return too_large(self.max_body_bytes, headers)
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return bad_request(
+                f"We could not parse the JSON body of your request ({exc}).", None, headers
+            )
+        if not isinstance(body, dict):
+            return bad_request("The request body must be a JSON object.", None, headers)
+        problem = _type_problem(body)
+        if problem is not None:
+            return bad_request(problem[1], problem[0], headers)
+        return body
+
+    async def _relay(
+        self, upstream: Upstream, payload: bytes, headers: dict[str, str]
+    ) -> web.Response:
+        try:
+            async with self.session.post(
+                upstream.url,
+                data=payload,
+                headers=upstream.headers,
+                timeout=upstream.timeout,
+            ) as resp:
+                data = await resp.read()
+                status = resp.status
+                content_type = resp.content_type
+                if status >= 300:
+                    return upstream_error_response(
+                        status, data, resp.headers, label=upstream.label, headers=headers
+                    )
+        except TimeoutError:
+            return _timeout(upstream, headers)
+        except (aiohttp.ClientError, OSError) as exc:
+            return _unreachable(upstream, exc, headers)
+        if content_type != "application/json":
+            return error_response(
+                502,
+                f"upstream {upstream.label} answered with content type '{content_type}', not JSON",
+                error_type="upstream_error",
+                headers=headers,
+            )
+        return web.Response(
+            status=status, body=data, content_type="application/json", headers=headers
+        )
+
+    async def _relay_stream(
+        self, request: web.Request, upstream: Upstream, payload: bytes, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        try:
+            resp = await self.session.post(
+                upstream.url,
+                data=payload,
+                headers=upstream.headers,
+                timeout=upstream.stream_timeout,
+            )
+        except TimeoutError:
+            return _timeout(upstream, headers)
+        except (aiohttp.ClientError, OSError) as exc:
+            return _unreachable(upstream, exc, headers)
+        try:
+            if resp.status >= 300 or resp.content_type != "text/event-stream":
+                try:
+                    data = await resp.read()
+                except TimeoutError:
+                    return _timeout(upstream, headers)
+                except (aiohttp.ClientError, OSError) as exc:
+                    return _unreachable(upstream, exc, headers)
+                if resp.status >= 300:
+                    return upstream_error_response(
+                        resp.status, data, resp.headers, label=upstream.label, headers=headers
+                    )
+                # The upstream ignored ``stream``: pass its whole answer on.
+                return web.Response(
+                    status=resp.status, body=data, content_type=resp.content_type, headers=headers
+                )
+            out = web.StreamResponse(
+                status=200,
+                headers={
+                    **headers,
+                    "Content-Type": "text/event-stream",
+                    "Cache-Control": "no-cache",
+                },
+            )
+            await out.prepare(request)
+            try:
+                async for chunk in _upstream_chunks(resp, upstream):
+                    await out.write(chunk)
+                await out.write_eof()
+            except ConnectionError:
+                pass  # the client went away mid-stream
+            return out
+        finally:
+            resp.release()
+
+
+async def _upstream_chunks(
+    resp: aiohttp.ClientResponse, upstream: Upstream
+) -> AsyncIterator[bytes]:
+    """The upstream's bytes as they arrive; an SSE error frame if the stream breaks."""
+    try:
+        async for chunk in resp.content.iter_any():
+            yield chunk
+    except TimeoutError:
+        yield stream_error_frame(
+            f"upstream {upstream.label} sent no next chunk within {upstream.target.timeout_s:g}s",
+            error_type="timeout",
+        )
+    except aiohttp.ClientError as exc:
+        yield stream_error_frame(
+            f"the stream from upstream {upstream.label} was cut off ({type(exc).__name__})",
+            error_type="upstream_error",
+        )
+
+
+def _sticky_value(
+    sticky: StickyKey, body: Mapping[str, Any], request: web.Request, client_key: str
+) -> str | None:
+    if sticky.kind == "user":
+        user = body.get("user")
+        return user if isinstance(user, str) and user else None
+    if sticky.kind == "header" and sticky.header is not None:
+        return request.headers.get(sticky.header) or None
+    if sticky.kind == "api_key":
+        return client_key
+    return None
+
+
+def _type_problem(body: Mapping[str, Any]) -> tuple[str, str] | None:
+    """``(param, message)`` for the first field of the wrong type."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        return "model", "'model' must be a non-empty string (a route alias)."
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "messages", "'messages' must be a non-empty array."
+    if any(not isinstance(m, dict) for m in messages):
+        return "messages", "each item of 'messages' must be an object."
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        return "stream", "'stream' must be a boolean."
+    user = body.get("user")
+    if user is not None and not isinstance(user, str):
+        return "user", "'user' must be a string."
+    return None
+
+
+def _timeout(upstream: Upstream, headers: Mapping[str, str]) -> web.Response:
+    return error_response(
+        504,
+        f"upstream {upstream.label} did not answer within {upstream.target.timeout_s:g}s",
+        error_type="timeout",
+        headers=headers,
+    )
+
+
+def _unreachable(
+    upstream: Upstream, exc: BaseException, headers: Mapping[str, str]
+) -> web.Response:
+    return error_response(
+        502,
+        f"cannot reach upstream {upstream.label} ({type(exc).__name__})",
+        error_type="upstream_connection_error",
+        headers=headers,
+    )
+
+
+def run_gateway(config: GatewayConfig, *, host: str | None = None, port: int | None = None) -> None:
+    """Serve until interrupted (the ``cutover gateway`` command)."""
+    gateway = Gateway(config)
+    web.run_app(
+        gateway.app(),
+        host=host or config.listen.host,
+        port=config.listen.port if port is None else port,
+        access_log=None,
+        print=None,
+    )
+
+
+__all__ = ["Gateway", "Route", "Upstream", "build_route", "run_gateway", "upstream_for"]
