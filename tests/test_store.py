@@ -72,7 +72,17 @@ def table_names(store: Store) -> set[str]:
 
 def test_public_api_is_pinned() -> None:
     assert sorted(cutover.store.__all__) == sorted(
-        ["ARMS", "RUN_KINDS", "RUN_STATUSES", "ObservationRow", "RunInfo", "Store", "open_store"]
+        [
+            "ARMS",
+            "RUN_KINDS",
+            "RUN_STATUSES",
+            "ArmStats",
+            "GatewayRequestRow",
+            "ObservationRow",
+            "RunInfo",
+            "Store",
+            "open_store",
+        ]
     )
 
 
@@ -218,9 +228,9 @@ def test_migrations_create_every_table_and_reopen_is_a_no_op(store_url: str) -> 
     with Store.open(store_url) as again:
         assert again.get_run(run.id) == run
         with again.engine.connect() as conn:
-            assert migrations.current_revision(conn) == migrations.head_revision() == "0002"
+            assert migrations.current_revision(conn) == migrations.head_revision() == "0003"
             versions = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
-        assert [v[0] for v in versions] == ["0002"]
+        assert [v[0] for v in versions] == ["0003"]
 
 
 def test_a_database_from_a_newer_cutover_is_refused_clearly(store_url: str) -> None:

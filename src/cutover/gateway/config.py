@@ -6,6 +6,7 @@
     client_keys: [sk-client-1]
     admin_token: adm-secret-token
     store: sqlite:///gateway.db
+    log: {prompts: false, redact: ["\\b\\d{16}\\b"], queue_size: 10000}
     routes:
       support-bot:
         baseline: openai:gpt-4o-mini@http://127.0.0.1:18080/v1
@@ -95,6 +96,31 @@ class ShadowConfig(BaseModel):
     budget_usd_per_day: float | None = Field(default=None, ge=0.0)
 
 
+class LogConfig(BaseModel):
+    """The request log: what is kept besides the metadata, and how much may wait."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompts: bool = False
+    """Keep the prompt (messages) and the output text; off by default."""
+    redact: tuple[str, ...] = ()
+    """Regular expressions replaced by ``[REDACTED]`` in prompts and outputs."""
+    queue_size: int = Field(default=10_000, ge=1)
+    """Records waiting for the database at most; more are dropped (and counted)."""
+    batch_size: int = Field(default=500, ge=1)
+    flush_interval_s: float = Field(default=0.2, gt=0.0, le=60.0)
+
+    @field_validator("redact")
+    @classmethod
+    def _valid_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid redact pattern {pattern!r}: {exc}") from None
+        return value
+
+
 class RouteConfig(BaseModel):
     """One alias: a baseline, optionally a candidate and its weight."""
 
@@ -141,6 +167,7 @@ class GatewayConfig(BaseModel):
     client_keys: tuple[Annotated[str, Field(min_length=1)], ...] = Field(min_length=1)
     admin_token: str | None = Field(default=None, min_length=1)
     store: str | None = None
+    log: LogConfig = Field(default_factory=LogConfig)
     routes: dict[str, RouteConfig] = Field(min_length=1)
 
     @field_validator("routes")
@@ -203,6 +230,7 @@ def _line_of(path: Path, loc: tuple[Any, ...]) -> int | None:
 __all__ = [
     "GatewayConfig",
     "Listen",
+    "LogConfig",
     "RouteConfig",
     "ShadowConfig",
     "StickyKey",

@@ -14,9 +14,11 @@ the :class:`Gateway` is built, and are never logged or returned.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,9 +35,15 @@ from cutover.gateway._errors import (
     unauthorized,
     upstream_error_response,
 )
+from cutover.gateway.anthropic_api import AnthropicEndpoints, anthropic_url_and_headers
 from cutover.gateway.config import GatewayConfig, RouteConfig, StickyKey
+from cutover.gateway.feedback import handle_feedback
+from cutover.gateway.log import LogStore, RequestLog, Telemetry, Trace
+from cutover.gateway.metrics import GatewayMetrics
 from cutover.gateway.routing import Arm, assign
+from cutover.pricing import quote
 from cutover.providers._http import session_timeout, stream_timeout
+from cutover.store import Store
 from cutover.targets import Target
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -74,12 +82,21 @@ class Route:
 
 
 def upstream_for(target: Target, env: Mapping[str, str], *, field: str) -> Upstream:
-    """The upstream of an OpenAI-compatible target (the only dialect in this slice)."""
+    """The upstream of an ``openai:`` (OpenAI-compatible) or ``anthropic:`` target."""
+    if target.provider == "anthropic":
+        url, headers = anthropic_url_and_headers(target, env)
+        return Upstream(
+            target=target,
+            url=url,
+            headers=headers,
+            timeout=session_timeout(target),
+            stream_timeout=stream_timeout(target),
+        )
     if target.provider != "openai":
         raise GatewayConfigError(
-            f"provider '{target.provider}' is not served by the gateway yet",
+            f"provider '{target.provider}' is not served by the gateway",
             field=field,
-            hint="baseline and candidate must be openai:model[@url] targets",
+            hint="baseline and candidate must be openai:model[@url] or anthropic:model[@url]",
         )
     base = (target.base_url or OFFICIAL_OPENAI_URL).rstrip("/")
     headers = {"Content-Type": "application/json"}
@@ -122,6 +139,7 @@ class Gateway:
         env: Mapping[str, str] | None = None,
         rng: random.Random | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
+        store: LogStore | None = None,
     ) -> None:
         source: Mapping[str, str] = os.environ if env is None else env
         self.config = config
@@ -129,6 +147,11 @@ class Gateway:
         self.client_keys = frozenset(config.client_keys)
         self.max_body_bytes = max_body_bytes
         self._rng = rng or random.Random()
+        self.metrics = GatewayMetrics()
+        self.telemetry = Telemetry(
+            config.log, self.metrics, _request_log(config, self.metrics, store)
+        )
+        self.anthropic = AnthropicEndpoints(self)
         self._session: aiohttp.ClientSession | None = None
         self._aliases = ", ".join(sorted(self.routes))
         self._models_body = orjson.dumps(
@@ -144,9 +167,13 @@ class Gateway:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_body_bytes)
         app.router.add_post("/v1/chat/completions", self.chat_completions)
+        app.router.add_post("/v1/messages", self.anthropic.messages)
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/metrics", self.metrics_endpoint)
+        app.router.add_post("/v1/feedback", self.feedback)
         app.cleanup_ctx.append(self._session_ctx)
+        app.cleanup_ctx.append(self._log_ctx)
         return app
 
     async def _session_ctx(self, app: web.Application) -> AsyncIterator[None]:
@@ -159,6 +186,24 @@ class Gateway:
         finally:
             session, self._session = self._session, None
             await session.close()
+
+    async def _log_ctx(self, app: web.Application) -> AsyncIterator[None]:
+        """The request log's writer task; a last flush and the store closed at the end."""
+        log = self.telemetry.log
+        targets = [r.baseline.target for r in self.routes.values()]
+        targets += [r.candidate.target for r in self.routes.values() if r.candidate is not None]
+        await asyncio.to_thread(lambda: [quote(t) for t in targets])  # load prices off the loop
+        task = asyncio.create_task(log.run()) if log.enabled else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(log.flush(), 5.0)
+                await asyncio.to_thread(log.close_store)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -176,10 +221,26 @@ class Gateway:
             return unauthorized({})
         return web.Response(body=self._models_body, content_type="application/json")
 
+    async def metrics_endpoint(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=self.metrics.render(), headers={"Content-Type": self.metrics.content_type}
+        )
+
+    async def feedback(self, request: web.Request) -> web.Response:
+        if self._client_key(request) is None:
+            return unauthorized({})
+        return await handle_feedback(request, self.telemetry)
+
     # -- chat completions ----------------------------------------------------------
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
-        headers = {REQUEST_ID_HEADER: "req_" + os.urandom(12).hex(), ARM_HEADER: "none"}
+        trace = self.telemetry.trace("req_" + os.urandom(12).hex())
+        response = await self._chat_completions(request, trace)
+        self.telemetry.finish(trace, response)
+        return response
+
+    async def _chat_completions(self, request: web.Request, trace: Trace) -> web.StreamResponse:
+        headers = {REQUEST_ID_HEADER: trace.request_id, ARM_HEADER: "none"}
         client_key = self._client_key(request)
         if client_key is None:
             return unauthorized(headers)
@@ -188,6 +249,7 @@ class Gateway:
             return body
         route = self.routes.get(body["model"])
         if route is None:
+            trace.error_class = "model_not_found"
             return error_response(
                 404,
                 f"The model '{body['model']}' does not exist on this gateway; "
@@ -210,10 +272,14 @@ class Gateway:
         if assignment.arm is Arm.CANDIDATE and route.candidate is not None:
             upstream = route.candidate
         headers[ARM_HEADER] = assignment.arm.value
+        trace.route, trace.arm, trace.target = route.alias, assignment.arm.value, upstream.target
+        trace.key_hash, trace.messages = assignment.key_hash, body["messages"]
+        if upstream.target.provider == "anthropic":
+            return await self.anthropic.chat_via_anthropic(request, upstream, body, headers)
         body["model"] = upstream.target.model
         payload = orjson.dumps(body)
         if body.get("stream") is True:
-            return await self._relay_stream(request, upstream, payload, headers)
+            return await self._relay_stream(request, upstream, payload, headers, trace)
         return await self._relay(upstream, payload, headers)
 
     def _client_key(self, request: web.Request) -> str | None:
@@ -281,7 +347,12 @@ class Gateway:
         )
 
     async def _relay_stream(
-        self, request: web.Request, upstream: Upstream, payload: bytes, headers: dict[str, str]
+        self,
+        request: web.Request,
+        upstream: Upstream,
+        payload: bytes,
+        headers: dict[str, str],
+        trace: Trace,
     ) -> web.StreamResponse:
         try:
             resp = await self.session.post(
@@ -320,33 +391,56 @@ class Gateway:
             )
             await out.prepare(request)
             try:
-                async for chunk in _upstream_chunks(resp, upstream):
+                async for chunk in _upstream_chunks(resp, upstream, trace):
                     await out.write(chunk)
+                    trace.on_chunk(chunk)
                 await out.write_eof()
             except ConnectionError:
-                pass  # the client went away mid-stream
+                trace.error_class = "client_disconnected"  # the client went away mid-stream
             return out
         finally:
             resp.release()
 
 
 async def _upstream_chunks(
-    resp: aiohttp.ClientResponse, upstream: Upstream
+    resp: aiohttp.ClientResponse, upstream: Upstream, trace: Trace
 ) -> AsyncIterator[bytes]:
     """The upstream's bytes as they arrive; an SSE error frame if the stream breaks."""
     try:
         async for chunk in resp.content.iter_any():
             yield chunk
     except TimeoutError:
+        trace.error_class = "timeout"
         yield stream_error_frame(
             f"upstream {upstream.label} sent no next chunk within {upstream.target.timeout_s:g}s",
             error_type="timeout",
         )
     except aiohttp.ClientError as exc:
+        trace.error_class = "upstream_stream_broken"
         yield stream_error_frame(
             f"the stream from upstream {upstream.label} was cut off ({type(exc).__name__})",
             error_type="upstream_error",
         )
+
+
+def _request_log(
+    config: GatewayConfig, metrics: GatewayMetrics, store: LogStore | None
+) -> RequestLog:
+    """The request log: to ``store`` if given, else the config's ``store`` URL (if any)."""
+    opener: Callable[[], LogStore] | None = None
+    if store is not None:
+        given = store
+        opener = lambda: given  # noqa: E731
+    elif config.store is not None:
+        url = config.store
+        opener = lambda: Store.open(url)  # noqa: E731
+    return RequestLog(
+        opener,
+        metrics,
+        queue_size=config.log.queue_size,
+        batch_size=config.log.batch_size,
+        flush_interval_s=config.log.flush_interval_s,
+    )
 
 
 def _sticky_value(

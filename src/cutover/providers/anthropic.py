@@ -107,25 +107,14 @@ class AnthropicProvider(HttpProvider):
 
     def build_body(self, request: ModelRequest) -> dict[str, Any]:
         """The Messages API body for an OpenAI-format ``request``."""
-        params = request.params
-        body: dict[str, Any] = {k: v for k, v in params.items() if k not in _OPENAI_ONLY_PARAMS}
-        body["model"] = self.target.model
-        max_tokens = params.get("max_tokens", params.get("max_completion_tokens"))
-        body["max_tokens"] = max_tokens if max_tokens is not None else DEFAULT_MAX_TOKENS
-        system, messages = translate_messages(request.messages, label=self.target.label)
-        if system:
-            body["system"] = system
-        body["messages"] = messages
-        stop = params.get("stop")
-        if stop is not None:
-            body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
-        if isinstance(params.get("user"), str) and "metadata" not in body:
-            body["metadata"] = {"user_id": params["user"]}
-        if request.tools:
-            body["tools"] = [translate_tool(tool) for tool in request.tools]
-        choice = translate_tool_choice(request.tool_choice, params.get("parallel_tool_calls"))
-        if choice is not None and request.tools:
-            body["tool_choice"] = choice
+        body = messages_body(
+            request.params,
+            request.messages,
+            tools=request.tools,
+            tool_choice=request.tool_choice,
+            model=self.target.model,
+            label=self.target.label,
+        )
         if self.target.stream:
             body["stream"] = True
         return body
@@ -199,6 +188,41 @@ def finish_reason(stop_reason: Any) -> str | None:
     if stop_reason is None:
         return None
     return STOP_REASONS.get(str(stop_reason), str(stop_reason))
+
+
+def messages_body(
+    params: Mapping[str, Any],
+    messages: Sequence[Message],
+    *,
+    tools: Sequence[Mapping[str, Any]] | None,
+    tool_choice: Any,
+    model: str,
+    label: str = "anthropic",
+) -> dict[str, Any]:
+    """A Messages API body (without ``stream``) for an OpenAI-format request.
+
+    ``params`` are the request's other OpenAI fields: OpenAI-only ones are
+    dropped or renamed, the rest passed through. The gateway uses it too.
+    """
+    body: dict[str, Any] = {k: v for k, v in params.items() if k not in _OPENAI_ONLY_PARAMS}
+    body["model"] = model
+    max_tokens = params.get("max_tokens", params.get("max_completion_tokens"))
+    body["max_tokens"] = max_tokens if max_tokens is not None else DEFAULT_MAX_TOKENS
+    system, translated = translate_messages(messages, label=label)
+    if system:
+        body["system"] = system
+    body["messages"] = translated
+    stop = params.get("stop")
+    if stop is not None:
+        body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+    if isinstance(params.get("user"), str) and "metadata" not in body:
+        body["metadata"] = {"user_id": params["user"]}
+    if tools:
+        body["tools"] = [translate_tool(tool) for tool in tools]
+    choice = translate_tool_choice(tool_choice, params.get("parallel_tool_calls"))
+    if choice is not None and tools:
+        body["tool_choice"] = choice
+    return body
 
 
 # -- Request translation ------------------------------------------------------
@@ -530,6 +554,11 @@ def _usage(usage: Any) -> tuple[int | None, int | None]:
     return (sum(ints) if ints else None, output if isinstance(output, int) else None)
 
 
+def token_counts(usage: Any) -> tuple[int | None, int | None]:
+    """(input tokens including cache reads and writes, output tokens) of an Anthropic usage."""
+    return _usage(usage)
+
+
 __all__ = [
     "API_VERSION",
     "DEFAULT_KEY_ENV",
@@ -538,6 +567,8 @@ __all__ = [
     "STOP_REASONS",
     "AnthropicProvider",
     "finish_reason",
+    "messages_body",
+    "token_counts",
     "translate_messages",
     "translate_tool",
     "translate_tool_choice",

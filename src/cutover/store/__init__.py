@@ -13,6 +13,7 @@ is migrated to the newest revision on open (see ``migrations/``)::
 
 from __future__ import annotations
 
+from cutover.store._gateway import ArmStats, GatewayRequestRow
 from cutover.store._schema import ARMS, RUN_KINDS, RUN_STATUSES, ObservationRow, RunInfo
 from cutover.store._store import Store
 
@@ -26,6 +27,8 @@ __all__ = [
     "ARMS",
     "RUN_KINDS",
     "RUN_STATUSES",
+    "ArmStats",
+    "GatewayRequestRow",
     "ObservationRow",
     "RunInfo",
     "Store",

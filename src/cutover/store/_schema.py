@@ -234,6 +234,29 @@ response_cache = sa.Table(
     sa.Index("ix_response_cache_target", "target_key"),
 )
 
+gateway_requests = sa.Table(  # 0003
+    "gateway_requests",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("ts", UTCDateTime, nullable=False),
+    sa.Column("route", sa.Text, nullable=True),
+    sa.Column("arm", sa.String(16), nullable=False),
+    sa.Column("target", sa.Text, nullable=True),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("ttft_ms", sa.Float, nullable=True),
+    sa.Column("input_tokens", sa.Integer, nullable=True),
+    sa.Column("output_tokens", sa.Integer, nullable=True),
+    sa.Column("cost_usd", sa.Float, nullable=True),
+    sa.Column("error_class", sa.Text, nullable=True),
+    sa.Column("key_hash", sa.Text, nullable=True),
+    sa.Column("prompt", sa.Text, nullable=True),
+    sa.Column("output", sa.Text, nullable=True),
+    sa.Column("feedback_score", sa.Float, nullable=True),
+    sa.Column("feedback_at", UTCDateTime, nullable=True),
+    sa.Index("ix_gateway_requests_route_ts", "route", "ts"),
+)
+
 # -- rows <-> records ---------------------------------------------------------
 
 RUN_STATUSES = ("running", "interrupted", "complete", "failed")
@@ -443,7 +466,15 @@ def group_pairs(
         yield current
 
 
-TABLES = ("targets", "runs", "cases", "observations", "pairs", "response_cache")
+TABLES = (
+    "targets",
+    "runs",
+    "cases",
+    "observations",
+    "pairs",
+    "response_cache",
+    "gateway_requests",
+)
 """Every table the store owns, in creation order."""
 
 VERSION_TABLE = "cutover_alembic_version"
@@ -466,6 +497,7 @@ __all__ = [
     "case_values",
     "cases",
     "dumps_json",
+    "gateway_requests",
     "group_pairs",
     "metadata",
     "observation_from_row",

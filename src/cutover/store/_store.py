@@ -32,6 +32,7 @@ from cutover.errors import StoreError
 from cutover.records import Observation, Pair
 from cutover.settings import Settings
 from cutover.store import migrations
+from cutover.store._gateway import GatewayLogMixin
 from cutover.store._schema import (
     ARMS,
     OBSERVATION_COLUMNS,
@@ -158,7 +159,7 @@ def _chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
         yield chunk
 
 
-class Store:
+class Store(GatewayLogMixin):
     """The database of runs, cases, observations, pairs and cached responses.
 
     Open with :meth:`Store.open` (or :func:`cutover.store.open_store`); use as
