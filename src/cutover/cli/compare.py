@@ -1,4 +1,4 @@
-"""``cutover compare``: old vs new on a suite, or from recorded outputs."""
+"""``cutover compare``: old vs new on a suite, from recorded outputs, or from shadow traffic."""
 
 from __future__ import annotations
 
@@ -105,6 +105,17 @@ def compare_command(
         Path | None,
         typer.Option("--new-outputs", help="Recorded outputs of the candidate (JSONL)."),
     ] = None,
+    from_shadow: Annotated[
+        str | None,
+        typer.Option(
+            "--from-shadow",
+            help="Route alias: judge the gateway's shadow Pairs of this route (see --since).",
+        ),
+    ] = None,
+    since: Annotated[
+        str,
+        typer.Option("--since", help="With --from-shadow: how far back (24h, 90m, 7d)."),
+    ] = "24h",
     concurrency: Annotated[
         int,
         typer.Option(
@@ -160,6 +171,7 @@ def compare_command(
     """Compare a baseline (old) and a candidate (new) target side by side.
 
     Live: --suite S --old T --new T. Recorded: --old-outputs A.jsonl --new-outputs B.jsonl.
+    Shadow: --from-shadow ROUTE --since 24h (the gateway's shadow Pairs, from --db).
     Writes OUT/report.json, report.md, report.html and junit.xml. Running the same
     command again resumes an interrupted run. Exit 0 when every gate passes, 1 when
     any fails, 2 on bad usage or input.
@@ -171,15 +183,22 @@ def compare_command(
 
     recorded = old_outputs is not None or new_outputs is not None
     live = suite_path is not None
-    if recorded == live:
+    shadow = from_shadow is not None
+    if (recorded, live, shadow).count(True) != 1:
         err.print(
-            "[bold red]error:[/] give either --suite with --old/--new, "
-            "or --old-outputs with --new-outputs"
+            "[bold red]error:[/] give exactly one of --suite (with --old/--new), "
+            "--old-outputs (with --new-outputs) or --from-shadow ROUTE"
         )
         raise typer.Exit(EXIT_USAGE)
     if correction not in ("bh", "holm", "none"):
         err.print("[bold red]error:[/] --correction must be bh, holm or none")
         raise typer.Exit(EXIT_USAGE)
+    if from_shadow is not None:
+        _compare_shadow(
+            from_shadow, since, out_dir, db=db, gates_file=gates_file, targets_file=targets_file,
+            judge=judge, judge_sample=judge_sample, alpha=alpha, correction=correction,
+            quiet=quiet,
+        )  # fmt: skip
     with cli_errors():
         gates = load_gates_file(gates_file) if gates_file is not None else []
         named: dict[str, Target] = {}
@@ -222,6 +241,48 @@ def compare_command(
             judge=judge_target, judge_sample=judge_sample,
         )  # fmt: skip
     _print_result(result, outcome, quiet=quiet)
+    raise typer.Exit(EXIT_OK if outcome.gate_passed else EXIT_GATE_FAILED)
+
+
+def _compare_shadow(
+    alias: str,
+    since: str,
+    out_dir: Path,
+    *,
+    db: str | None,
+    gates_file: Path | None,
+    targets_file: Path | None,
+    judge: str | None,
+    judge_sample: int,
+    alpha: float,
+    correction: str,
+    quiet: bool,
+) -> None:
+    """``--from-shadow``: the route's shadow runs of the window, merged into one, judged."""
+    from cutover.analysis.gates import load_gates_file
+    from cutover.gateway.shadow_runs import collect_shadow_run, parse_since
+    from cutover.targets import load_targets_file
+
+    with cli_errors():
+        try:
+            window = parse_since(since)
+        except ValueError as exc:
+            raise InputError(str(exc), field="--since") from None
+        gates = load_gates_file(gates_file) if gates_file is not None else []
+        named = load_targets_file(targets_file) if targets_file is not None else {}
+        store = open_store(db)
+        run, sources, pairs = collect_shadow_run(store, alias, window)
+        outcome = write_reports(
+            store, run.id, out_dir, gates=gates, alpha=alpha, correction=correction,
+            judge=resolve_judge(judge, named), judge_sample=judge_sample,
+        )  # fmt: skip
+    if not quiet:
+        print_report_summary(outcome.header)
+        print_verdict(outcome)
+        out.print(f"shadow {run.id[:12]}: route {alias}, {pairs} pairs from {sources} daily run(s)")
+    out.print(f"report: {outcome.paths['json']}", highlight=False, soft_wrap=True)
+    if quiet:
+        out.print(f"gate: {'PASSED' if outcome.gate_passed else 'FAILED'}", highlight=False)
     raise typer.Exit(EXIT_OK if outcome.gate_passed else EXIT_GATE_FAILED)
 
 

@@ -233,7 +233,7 @@ class AnthropicEndpoints:
         assignment = assign(
             route.alias,
             key,
-            weight=route.weight,
+            weight=self.gateway.route_state.weight(route.alias),
             has_candidate=route.candidate is not None,
             allow=route.allow,
             rng=self.gateway._rng,

@@ -87,7 +87,7 @@ class Listen(BaseModel):
 
 
 class ShadowConfig(BaseModel):
-    """Dual-write to a third target (parsed and kept; not run yet)."""
+    """Dual-write to a third target (see :mod:`cutover.gateway.shadow`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

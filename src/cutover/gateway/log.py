@@ -20,7 +20,6 @@ batches (every ``flush_interval_s`` or ``batch_size`` records) through
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import threading
 import time
@@ -33,6 +32,7 @@ from typing import Any, Protocol
 import orjson
 from aiohttp import web
 
+from cutover.gateway._batching import FlushLoop
 from cutover.gateway.config import LogConfig
 from cutover.gateway.metrics import NO_ROUTE, GatewayMetrics
 from cutover.pricing import cost_usd, quote
@@ -40,7 +40,6 @@ from cutover.store._gateway import GatewayRequestRow
 from cutover.targets import Target
 
 REDACTED = "[REDACTED]"
-MAX_RETRY_PAUSE_S = 5.0
 _TAIL_CHUNKS = 3
 
 
@@ -82,7 +81,7 @@ class Trace:
             del self.chunks[0]
 
 
-class RequestLog:
+class RequestLog(FlushLoop):
     """The bounded queue and its writer."""
 
     def __init__(
@@ -177,17 +176,6 @@ class RequestLog:
                 for row in batch:
                     self._pending.discard(row.request_id)
         return True
-
-    async def run(self) -> None:
-        """Flush forever (the app's background task)."""
-        while True:
-            pause = self.flush_interval_s
-            if self._failures_in_a_row:
-                pause = min(self.flush_interval_s * 2**self._failures_in_a_row, MAX_RETRY_PAUSE_S)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), pause)
-            self._wake.clear()
-            await self.flush()
 
     def close_store(self) -> None:
         """Close the store if this log opened it (blocking)."""

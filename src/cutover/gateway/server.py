@@ -18,9 +18,10 @@ import asyncio
 import contextlib
 import os
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import orjson
@@ -35,12 +36,15 @@ from cutover.gateway._errors import (
     unauthorized,
     upstream_error_response,
 )
+from cutover.gateway.admin import AdminAPI
 from cutover.gateway.anthropic_api import AnthropicEndpoints, anthropic_url_and_headers
 from cutover.gateway.config import GatewayConfig, RouteConfig, StickyKey
 from cutover.gateway.feedback import handle_feedback
 from cutover.gateway.log import LogStore, RequestLog, Telemetry, Trace
 from cutover.gateway.metrics import GatewayMetrics
+from cutover.gateway.route_state import RouteState
 from cutover.gateway.routing import Arm, assign
+from cutover.gateway.shadow import Shadow, ShadowStore
 from cutover.pricing import quote
 from cutover.providers._http import session_timeout, stream_timeout
 from cutover.store import Store
@@ -152,6 +156,13 @@ class Gateway:
             config.log, self.metrics, _request_log(config, self.metrics, store)
         )
         self.anthropic = AnthropicEndpoints(self)
+        self.route_state = RouteState.for_config(config, store)
+        log = self.telemetry.log
+        self.shadow = Shadow(
+            config,
+            (lambda: cast(ShadowStore, log.store())) if log.enabled else None,
+            rng=self._rng,
+        )
         self._session: aiohttp.ClientSession | None = None
         self._aliases = ", ".join(sorted(self.routes))
         self._models_body = orjson.dumps(
@@ -167,14 +178,30 @@ class Gateway:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_body_bytes)
         app.router.add_post("/v1/chat/completions", self.chat_completions)
-        app.router.add_post("/v1/messages", self.anthropic.messages)
+        app.router.add_post("/v1/messages", self.messages)
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics_endpoint)
         app.router.add_post("/v1/feedback", self.feedback)
+        AdminAPI(self).register(app)
         app.cleanup_ctx.append(self._session_ctx)
         app.cleanup_ctx.append(self._log_ctx)
+        app.cleanup_ctx.append(self._route_state_ctx)
+        app.cleanup_ctx.append(self._shadow_ctx)
         return app
+
+    async def _shadow_ctx(self, app: web.Application) -> AsyncIterator[None]:
+        """The shadow writer task; running shadow calls finished and written at the end."""
+        shadow = self.shadow
+        task = asyncio.create_task(shadow.run()) if shadow.enabled else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                await shadow.close()
 
     async def _session_ctx(self, app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(
@@ -205,6 +232,14 @@ class Gateway:
                     await asyncio.wait_for(log.flush(), 5.0)
                 await asyncio.to_thread(log.close_store)
 
+    async def _route_state_ctx(self, app: web.Application) -> AsyncIterator[None]:
+        """The shared route weights: loaded before serving, kept in step until the end."""
+        await self.route_state.start()
+        try:
+            yield
+        finally:
+            await self.route_state.stop()
+
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -233,10 +268,22 @@ class Gateway:
 
     # -- chat completions ----------------------------------------------------------
 
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/messages`` (:class:`AnthropicEndpoints`), then its shadow call."""
+        started = time.perf_counter()
+        response = await self.anthropic.messages(request)
+        if self.shadow.enabled:
+            self.shadow.after_messages(request, response, started)  # a task; never awaited
+        return response
+
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         trace = self.telemetry.trace("req_" + os.urandom(12).hex())
+        if self.shadow.enabled:
+            trace.keep_all_chunks = True  # the shadow Pair needs the whole relayed stream
         response = await self._chat_completions(request, trace)
         self.telemetry.finish(trace, response)
+        if self.shadow.enabled:
+            self.shadow.after_response(trace, request, response)  # a task; never awaited here
         return response
 
     async def _chat_completions(self, request: web.Request, trace: Trace) -> web.StreamResponse:
@@ -263,7 +310,7 @@ class Gateway:
         assignment = assign(
             route.alias,
             key,
-            weight=route.weight,
+            weight=self.route_state.weight(route.alias),
             has_candidate=route.candidate is not None,
             allow=route.allow,
             rng=self._rng,

@@ -474,6 +474,8 @@ TABLES = (
     "pairs",
     "response_cache",
     "gateway_requests",
+    "gateway_routes",
+    "gateway_audit",
 )
 """Every table the store owns, in creation order."""
 

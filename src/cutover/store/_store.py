@@ -33,6 +33,7 @@ from cutover.records import Observation, Pair
 from cutover.settings import Settings
 from cutover.store import migrations
 from cutover.store._gateway import GatewayLogMixin
+from cutover.store._routes import RouteStateMixin
 from cutover.store._schema import (
     ARMS,
     OBSERVATION_COLUMNS,
@@ -159,7 +160,7 @@ def _chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
         yield chunk
 
 
-class Store(GatewayLogMixin):
+class Store(GatewayLogMixin, RouteStateMixin):
     """The database of runs, cases, observations, pairs and cached responses.
 
     Open with :meth:`Store.open` (or :func:`cutover.store.open_store`); use as
