@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,14 @@ class GatewayRequestRow:
     key_hash: str | None = None
     prompt: str | None = None
     output: str | None = None
+
+
+_ROW_FIELDS = tuple(GatewayRequestRow.__dataclass_fields__)
+
+
+def _row_values(row: GatewayRequestRow) -> dict[str, object]:
+    # Field by field: dataclasses.asdict deep-copies and shows in the gateway's profile.
+    return {name: getattr(row, name) for name in _ROW_FIELDS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +90,7 @@ class GatewayLogMixin:
         insert = self._insert_ignore(gateway_requests, ["request_id"])
         with self._transaction("writing the gateway request log", write=True) as conn:
             for chunk in _chunks(rows):
-                conn.execute(insert, [asdict(row) for row in chunk])
+                conn.execute(insert, [_row_values(row) for row in chunk])
 
     def record_feedback(self, request_id: str, score: float) -> str | None:
         """Store ``score`` with the request; its arm, or ``None`` for an unknown id.
