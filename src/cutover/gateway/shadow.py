@@ -48,12 +48,14 @@ import orjson
 from aiohttp import web
 
 from cutover.calls import TargetCaller
+from cutover.errors import ProviderError
 from cutover.gateway._batching import FlushLoop
 from cutover.gateway.config import GatewayConfig
 from cutover.gateway.log import Trace
 from cutover.gateway.translate import messages_request_to_chat
 from cutover.pricing import cost_usd, quote
-from cutover.providers.openai import _content_text, _tool_call, _usage
+from cutover.providers.anthropic import observation_from_message
+from cutover.providers.openai import observation_from_completion, usage_tokens
 from cutover.records import ModelRequest, Observation, ToolCall
 from cutover.store._schema import ObservationRow, RunInfo
 from cutover.suites._case import Case
@@ -557,37 +559,7 @@ def _primary_observation(
             latency_ms=latency_ms,
             simulated=target.simulated,
         )
-    text: str | None = None
-    calls: list[ToolCall] = []
-    finish: str | None = None
-    choices = data.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        choice = choices[0]
-        message = choice.get("message")
-        if isinstance(message, dict):
-            text = _content_text(message.get("content"))
-            for position, raw in enumerate(message.get("tool_calls") or ()):
-                call = _tool_call(raw, position)
-                if call is not None:
-                    calls.append(call)
-        if choice.get("finish_reason") is not None:
-            finish = str(choice["finish_reason"])
-    input_tokens, output_tokens = _usage(data.get("usage"))
-    model = data.get("model")
-    return Observation(
-        target=label,
-        output=text if text or not calls else None,
-        tool_calls=tuple(calls),
-        finish_reason=finish,
-        status_code=status,
-        latency_ms=latency_ms,
-        ttft_ms=latency_ms,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cost_usd=cost_usd(quote(target), input_tokens, output_tokens),
-        model=model if isinstance(model, str) else None,
-        simulated=target.simulated,
-    )
+    return _parsed_primary(target, status, latency_ms, observation_from_completion, data)
 
 
 def _primary_from_message(
@@ -609,40 +581,33 @@ def _primary_from_message(
             latency_ms=latency_ms,
             simulated=target.simulated,
         )
-    text: list[str] = []
-    calls: list[ToolCall] = []
-    for position, block in enumerate(data.get("content") or ()):
-        if not isinstance(block, dict):
-            continue
-        if block.get("type") == "text" and isinstance(block.get("text"), str):
-            text.append(block["text"])
-        elif block.get("type") == "tool_use" and isinstance(block.get("name"), str):
-            call_id = block.get("id")
-            calls.append(
-                ToolCall(
-                    id=call_id if isinstance(call_id, str) and call_id else f"call_{position}",
-                    name=block["name"],
-                    arguments=orjson.dumps(block.get("input") or {}).decode(),
-                )
-            )
-    input_tokens, output_tokens = _usage(data.get("usage"))
-    output = "".join(text)
-    model = data.get("model")
-    stop = data.get("stop_reason")
-    return Observation(
-        target=target.label,
-        output=output if output or not calls else None,
-        tool_calls=tuple(calls),
-        finish_reason=str(stop) if stop is not None else None,
-        status_code=status,
-        latency_ms=latency_ms,
-        ttft_ms=latency_ms,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cost_usd=cost_usd(quote(target), input_tokens, output_tokens),
-        model=model if isinstance(model, str) else None,
-        simulated=target.simulated,
-    )
+    return _parsed_primary(target, status, latency_ms, observation_from_message, data)
+
+
+def _parsed_primary(
+    target: Target,
+    status: int,
+    latency_ms: float,
+    parse: Callable[..., Observation],
+    data: dict[str, Any],
+) -> Observation:
+    """The body read by the provider's own parser (one reading of each wire format),
+    priced, with the whole answer as its first token (the gateway relayed it in one piece)."""
+    try:
+        obs = parse(data, label=target.label, url="gateway", status=status, latency_ms=latency_ms)
+    except ProviderError as exc:
+        return Observation(
+            target=target.label,
+            error=exc.message,
+            error_class=exc.error_class,
+            status_code=status,
+            latency_ms=latency_ms,
+            simulated=target.simulated,
+        )
+    obs.ttft_ms = latency_ms
+    obs.cost_usd = cost_usd(quote(target), obs.input_tokens, obs.output_tokens)
+    obs.simulated = target.simulated
+    return obs
 
 
 def _primary_from_stream(
@@ -707,7 +672,7 @@ def _primary_from_stream(
         for i, c in sorted(calls.items())
     )
     output = "".join(text)
-    input_tokens, output_tokens = _usage(usage)
+    input_tokens, output_tokens = usage_tokens(usage)
     if error is None and error_class is not None:
         error = f"the stream ended with {error_class}"
     return Observation(

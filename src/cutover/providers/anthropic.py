@@ -139,48 +139,54 @@ class AnthropicProvider(HttpProvider):
         )
 
     def _from_message(self, data: Any, status: int, latency_ms: float) -> Observation:
-        label, url = self.target.label, self.url
-        if not isinstance(data, dict):
-            raise malformed(label, url, "a response that is not a JSON object", orjson.dumps(data))
-        if data.get("type") == "error" or (data.get("error") is not None and "content" not in data):
-            raise error_for_payload(data, label=label, url=url)
-        content = data.get("content")
-        if not isinstance(content, list):
-            raise malformed(label, url, "a message without content", orjson.dumps(data))
-        texts: list[str] = []
-        calls: list[ToolCall] = []
-        for block in content:
-            if not isinstance(block, dict):
-                raise malformed(label, url, "an unreadable content block", orjson.dumps(data))
-            kind = block.get("type")
-            if kind == "text" and isinstance(block.get("text"), str):
-                texts.append(block["text"])
-            elif kind == "tool_use":
-                if not isinstance(block.get("name"), str):
-                    raise malformed(
-                        label, url, "a tool_use block without a name", orjson.dumps(data)
-                    )
-                calls.append(
-                    ToolCall(
-                        id=str(block.get("id") or f"toolu_{len(calls)}"),
-                        name=block["name"],
-                        arguments=orjson.dumps(block.get("input") or {}).decode(),
-                    )
-                )
-        text = "".join(texts)
-        input_tokens, output_tokens = _usage(data.get("usage"))
-        stop = data.get("stop_reason")
-        return Observation(
-            target=label,
-            output=text if text or not calls else None,
-            tool_calls=tuple(calls),
-            finish_reason=finish_reason(stop),
-            status_code=status,
-            latency_ms=latency_ms,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            model=data.get("model") if isinstance(data.get("model"), str) else None,
+        return observation_from_message(
+            data, label=self.target.label, url=self.url, status=status, latency_ms=latency_ms
         )
+
+
+def observation_from_message(
+    data: Any, *, label: str, url: str, status: int, latency_ms: float
+) -> Observation:
+    """An Anthropic message body as an Observation; raises a ``ProviderError`` when it is not one."""
+    if not isinstance(data, dict):
+        raise malformed(label, url, "a response that is not a JSON object", orjson.dumps(data))
+    if data.get("type") == "error" or (data.get("error") is not None and "content" not in data):
+        raise error_for_payload(data, label=label, url=url)
+    content = data.get("content")
+    if not isinstance(content, list):
+        raise malformed(label, url, "a message without content", orjson.dumps(data))
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    for block in content:
+        if not isinstance(block, dict):
+            raise malformed(label, url, "an unreadable content block", orjson.dumps(data))
+        kind = block.get("type")
+        if kind == "text" and isinstance(block.get("text"), str):
+            texts.append(block["text"])
+        elif kind == "tool_use":
+            if not isinstance(block.get("name"), str):
+                raise malformed(label, url, "a tool_use block without a name", orjson.dumps(data))
+            calls.append(
+                ToolCall(
+                    id=str(block.get("id") or f"toolu_{len(calls)}"),
+                    name=block["name"],
+                    arguments=orjson.dumps(block.get("input") or {}).decode(),
+                )
+            )
+    text = "".join(texts)
+    input_tokens, output_tokens = _usage(data.get("usage"))
+    stop = data.get("stop_reason")
+    return Observation(
+        target=label,
+        output=text if text or not calls else None,
+        tool_calls=tuple(calls),
+        finish_reason=finish_reason(stop),
+        status_code=status,
+        latency_ms=latency_ms,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        model=data.get("model") if isinstance(data.get("model"), str) else None,
+    )
 
 
 def finish_reason(stop_reason: Any) -> str | None:
@@ -568,6 +574,7 @@ __all__ = [
     "AnthropicProvider",
     "finish_reason",
     "messages_body",
+    "observation_from_message",
     "token_counts",
     "translate_messages",
     "translate_tool",

@@ -97,43 +97,8 @@ class OpenAIProvider(HttpProvider):
         )
 
     def _from_completion(self, data: Any, status: int, latency_ms: float) -> Observation:
-        label, url = self.target.label, self.url
-        if not isinstance(data, dict):
-            raise malformed(label, url, "a response that is not a JSON object", orjson.dumps(data))
-        if data.get("error") is not None and not data.get("choices"):
-            raise error_for_payload(data, label=label, url=url)
-        choices = data.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            raise malformed(label, url, "a response without choices", orjson.dumps(data))
-        choice = choices[0]
-        message = choice.get("message")
-        if not isinstance(message, dict):
-            raise malformed(label, url, "a choice without a message", orjson.dumps(data))
-        text = _content_text(message.get("content"))
-        if text is None:
-            raise malformed(label, url, "a message with unreadable content", orjson.dumps(data))
-        refusal = message.get("refusal")
-        if not text and isinstance(refusal, str):
-            text = refusal
-        calls = []
-        for position, raw in enumerate(message.get("tool_calls") or ()):
-            call = _tool_call(raw, position)
-            if call is None:
-                raise malformed(label, url, "an unreadable tool call", orjson.dumps(data))
-            calls.append(call)
-        input_tokens, output_tokens = _usage(data.get("usage"))
-        finish = choice.get("finish_reason")
-        return Observation(
-            target=label,
-            output=text if text or not calls else None,
-            tool_calls=tuple(calls),
-            finish_reason=str(finish) if finish is not None else None,
-            status_code=status,
-            latency_ms=latency_ms,
-            ttft_ms=None,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            model=_str_or_none(data.get("model")),
+        return observation_from_completion(
+            data, label=self.target.label, url=self.url, status=status, latency_ms=latency_ms
         )
 
 
@@ -206,7 +171,7 @@ class _ChunkAssembler:
         if isinstance(chunk.get("model"), str):
             self.model = chunk["model"]
         if chunk.get("usage"):
-            self.input_tokens, self.output_tokens = _usage(chunk["usage"])
+            self.input_tokens, self.output_tokens = usage_tokens(chunk["usage"])
         choices = chunk.get("choices")
         if choices is None:
             choices = []
@@ -319,6 +284,49 @@ class _PartialCall:
         return ToolCall(id=self.id or f"call_{index}", name=self.name, arguments="".join(self.args))
 
 
+def observation_from_completion(
+    data: Any, *, label: str, url: str, status: int, latency_ms: float
+) -> Observation:
+    """A chat.completion body as an Observation; raises a ``ProviderError`` when it is not one."""
+    if not isinstance(data, dict):
+        raise malformed(label, url, "a response that is not a JSON object", orjson.dumps(data))
+    if data.get("error") is not None and not data.get("choices"):
+        raise error_for_payload(data, label=label, url=url)
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise malformed(label, url, "a response without choices", orjson.dumps(data))
+    choice = choices[0]
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        raise malformed(label, url, "a choice without a message", orjson.dumps(data))
+    text = _content_text(message.get("content"))
+    if text is None:
+        raise malformed(label, url, "a message with unreadable content", orjson.dumps(data))
+    refusal = message.get("refusal")
+    if not text and isinstance(refusal, str):
+        text = refusal
+    calls = []
+    for position, raw in enumerate(message.get("tool_calls") or ()):
+        call = _tool_call(raw, position)
+        if call is None:
+            raise malformed(label, url, "an unreadable tool call", orjson.dumps(data))
+        calls.append(call)
+    input_tokens, output_tokens = usage_tokens(data.get("usage"))
+    finish = choice.get("finish_reason")
+    return Observation(
+        target=label,
+        output=text if text or not calls else None,
+        tool_calls=tuple(calls),
+        finish_reason=str(finish) if finish is not None else None,
+        status_code=status,
+        latency_ms=latency_ms,
+        ttft_ms=None,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        model=_str_or_none(data.get("model")),
+    )
+
+
 def _content_text(content: Any) -> str | None:
     """The text of a message's content (string, null, or a list of parts)."""
     if content is None:
@@ -355,7 +363,7 @@ def _tool_call(raw: Any, position: int) -> ToolCall | None:
     )
 
 
-def _usage(usage: Any) -> tuple[int | None, int | None]:
+def usage_tokens(usage: Any) -> tuple[int | None, int | None]:
     if not isinstance(usage, Mapping):
         return None, None
     prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
@@ -370,4 +378,10 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-__all__ = ["DEFAULT_KEY_ENV", "OFFICIAL_BASE_URL", "OpenAIProvider"]
+__all__ = [
+    "DEFAULT_KEY_ENV",
+    "OFFICIAL_BASE_URL",
+    "OpenAIProvider",
+    "observation_from_completion",
+    "usage_tokens",
+]
