@@ -278,8 +278,6 @@ class Gateway:
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         trace = self.telemetry.trace("req_" + os.urandom(12).hex())
-        if self.shadow.enabled:
-            trace.keep_all_chunks = True  # the shadow Pair needs the whole relayed stream
         response = await self._chat_completions(request, trace)
         self.telemetry.finish(trace, response)
         if self.shadow.enabled:
@@ -306,6 +304,8 @@ class Gateway:
                 param="model",
                 headers=headers,
             )
+        if self.shadow.enabled and route.alias in self.shadow.routes:
+            trace.keep_all_chunks = True  # only shadowed routes keep the whole relayed stream
         key = _sticky_value(route.sticky, body, request, client_key)
         assignment = assign(
             route.alias,
