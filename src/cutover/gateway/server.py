@@ -198,9 +198,7 @@ class Gateway:
             yield
         finally:
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await _cancel(task)
                 await shadow.close()
 
     async def _session_ctx(self, app: web.Application) -> AsyncIterator[None]:
@@ -225,9 +223,7 @@ class Gateway:
             yield
         finally:
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await _cancel(task)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(log.flush(), 5.0)
                 await asyncio.to_thread(log.close_store)
@@ -552,6 +548,13 @@ def run_gateway(config: GatewayConfig, *, host: str | None = None, port: int | N
         access_log=None,
         print=None,
     )
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    """Stop a background writer task and wait until it has stopped."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 __all__ = ["Gateway", "Route", "Upstream", "build_route", "run_gateway", "upstream_for"]
