@@ -15,7 +15,6 @@ SDK raises its usual exceptions; OpenAI clients keep OpenAI-shaped errors.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -26,7 +25,9 @@ from aiohttp import web
 
 from cutover.gateway import _errors
 from cutover.gateway.config import StickyKey
+from cutover.gateway.log import Trace
 from cutover.gateway.routing import Arm, assign
+from cutover.gateway.shadow_jobs import BODY_KEY
 from cutover.gateway.translate import (
     ChatToMessagesStream,
     MessagesToChatStream,
@@ -207,9 +208,9 @@ class AnthropicEndpoints:
             key = token.strip() if scheme.lower() == "bearer" else ""
         return key if key in self.gateway.client_keys else None
 
-    async def messages(self, request: web.Request) -> web.StreamResponse:
+    async def messages(self, request: web.Request, trace: Trace) -> web.StreamResponse:
         """``POST /v1/messages``."""
-        headers = {REQUEST_ID_HEADER: "req_" + os.urandom(12).hex(), ARM_HEADER: "none"}
+        headers = {REQUEST_ID_HEADER: trace.request_id, ARM_HEADER: "none"}
         client_key = self.client_key(request)
         if client_key is None:
             return anthropic_error(
@@ -223,6 +224,7 @@ class AnthropicEndpoints:
             return body
         route = self.gateway.routes.get(body["model"])
         if route is None:
+            trace.error_class = "not_found_error"
             return anthropic_error(
                 404,
                 f"model: The model '{body['model']}' does not exist on this gateway; "
@@ -242,13 +244,20 @@ class AnthropicEndpoints:
         if assignment.arm is Arm.CANDIDATE and route.candidate is not None:
             upstream = route.candidate
         headers[ARM_HEADER] = assignment.arm.value
+        trace.route, trace.arm, trace.target = route.alias, assignment.arm.value, upstream.target
+        trace.key_hash, trace.messages = assignment.key_hash, body["messages"]
+        gateway = self.gateway
+        if gateway.shadow.enabled and gateway.shadow.wants(route.alias):
+            trace.keep_all_chunks = True
         stream = body.get("stream") is True
         if upstream.target.provider == "anthropic":
             body["model"] = upstream.target.model
             extra = {h: request.headers[h] for h in _FORWARDED_HEADERS if h in request.headers}
             payload = orjson.dumps(body)
             if stream:
-                return await self._stream(request, upstream, payload, headers, ANTHROPIC, extra)
+                return await self._stream(
+                    request, upstream, payload, headers, ANTHROPIC, trace, extra
+                )
             return await self._json(upstream, payload, headers, ANTHROPIC, None, extra)
         try:
             translated = messages_request_to_chat(body, upstream.target.model)
@@ -262,6 +271,7 @@ class AnthropicEndpoints:
                 payload,
                 headers,
                 ANTHROPIC,
+                trace,
                 translator=lambda: ChatToMessagesStream(model=upstream.target.model),
                 whole=chat_completion_to_message,
             )
@@ -273,6 +283,7 @@ class AnthropicEndpoints:
         upstream: Upstream,
         body: dict[str, Any],
         headers: dict[str, str],
+        trace: Trace,
     ) -> web.StreamResponse:
         """An OpenAI Chat Completions request served by an ``anthropic:`` arm."""
         try:
@@ -289,6 +300,7 @@ class AnthropicEndpoints:
                 payload,
                 headers,
                 OPENAI,
+                trace,
                 translator=lambda: MessagesToChatStream(
                     model=upstream.target.model, include_usage=include_usage
                 ),
@@ -310,6 +322,7 @@ class AnthropicEndpoints:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return anthropic_error(413, too_large, headers)
+        request[BODY_KEY] = raw
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -385,6 +398,7 @@ class AnthropicEndpoints:
         payload: bytes,
         headers: dict[str, str],
         dialect: _Dialect,
+        trace: Trace,
         extra: Mapping[str, str] | None = None,
         *,
         translator: Callable[[], _StreamTranslator] | None = None,
@@ -423,31 +437,34 @@ class AnthropicEndpoints:
             )
             await out.prepare(request)
             frames = (
-                _relay(resp, upstream, dialect)
+                _relay(resp, upstream, dialect, trace)
                 if translator is None
-                else _translated(resp, upstream, dialect, translator())
+                else _translated(resp, upstream, dialect, translator(), trace)
             )
             try:
                 async for frame in frames:
                     await out.write(frame)
+                    trace.on_chunk(frame)
                 await out.write_eof()
             except ConnectionError:
-                pass  # the client went away mid-stream
+                trace.error_class = "client_disconnected"  # the client went away mid-stream
             return out
         finally:
             resp.release()
 
 
 async def _relay(
-    resp: aiohttp.ClientResponse, upstream: Upstream, dialect: _Dialect
+    resp: aiohttp.ClientResponse, upstream: Upstream, dialect: _Dialect, trace: Trace
 ) -> AsyncIterator[bytes]:
     """The upstream's bytes as they arrive; an error frame if the stream breaks."""
     try:
         async for chunk in resp.content.iter_any():
             yield chunk
     except TimeoutError:
+        trace.error_class = "timeout"
         yield dialect.stream_error(_stall_message(upstream))
     except aiohttp.ClientError as exc:
+        trace.error_class = "upstream_stream_broken"
         yield dialect.stream_error(_cut_message(upstream, exc))
 
 
@@ -456,6 +473,7 @@ async def _translated(
     upstream: Upstream,
     dialect: _Dialect,
     translator: _StreamTranslator,
+    trace: Trace,
 ) -> AsyncIterator[bytes]:
     """The upstream's events translated as they arrive; an error frame if the stream breaks."""
     decoder = SSEDecoder()
@@ -471,15 +489,18 @@ async def _translated(
             for frame in translator.feed(last):
                 yield frame
     except TimeoutError:
+        trace.error_class = "timeout"
         yield dialect.stream_error(_stall_message(upstream))
         return
     except aiohttp.ClientError as exc:
+        trace.error_class = "upstream_stream_broken"
         yield dialect.stream_error(_cut_message(upstream, exc))
         return
     if translator.complete:
         for frame in translator.close():
             yield frame
     else:
+        trace.error_class = "upstream_stream_broken"
         yield dialect.stream_error(f"the stream from upstream {upstream.label} ended early")
 
 

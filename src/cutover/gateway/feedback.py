@@ -10,7 +10,6 @@ queue is flushed first, so feedback sent right after the answer is kept.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from typing import Any
 
@@ -74,11 +73,9 @@ async def handle_feedback(request: web.Request, telemetry: Telemetry) -> web.Res
     if log.is_pending(request_id):
         await log.flush()
 
-    def record() -> str | None:
-        return log.store().record_feedback(request_id, parsed)
-
+    assert log.access is not None
     try:
-        arm = await asyncio.to_thread(record)
+        arm = await log.access.record_feedback(request_id, parsed)
     except Exception as exc:  # noqa: BLE001 - the store is down: say so, keep serving
         return error_response(
             503,

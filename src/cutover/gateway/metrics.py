@@ -3,17 +3,150 @@
 Served at ``GET /metrics`` in the Prometheus text format. Requests rejected
 before a route was chosen are counted under ``route="-"``, ``arm="none"`` (so
 a client sending made-up aliases cannot create new series).
+
+The per-request series (requests, latency, time to first token, tokens,
+errors) are plain counters on the request path (:meth:`GatewayMetrics.observe_request`:
+a dict lookup and a few additions, no locks: the event loop is the only
+writer) and are turned into Prometheus families only when ``/metrics`` is
+scraped. prometheus-client's labelled children cost about 2 us per update,
+which at five updates per request showed in the gateway's throughput.
+The shadow's counters are read from it at scrape time too.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 NO_ROUTE = "-"
 _LATENCY_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 )  # fmt: skip
+
+
+class _Histogram:
+    """Bucket counts (Prometheus ``le`` semantics), sum and count."""
+
+    __slots__ = ("count", "counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(_LATENCY_BUCKETS) + 1)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(_LATENCY_BUCKETS, value)] += 1
+        self.sum += value
+        self.count += 1
+
+    def buckets(self) -> list[tuple[str, float]]:
+        out: list[tuple[str, float]] = []
+        running = 0
+        for bound, n in zip(_LATENCY_BUCKETS, self.counts, strict=False):
+            running += n
+            out.append((repr(float(bound)), running))
+        out.append(("+Inf", self.count))
+        return out
+
+
+class _ArmSeries:
+    """Every per-request series of one (route, arm)."""
+
+    __slots__ = ("errors", "input_tokens", "latency", "output_tokens", "statuses", "ttft")
+
+    def __init__(self) -> None:
+        self.statuses: dict[int, int] = {}
+        self.errors: dict[str, int] = {}
+        self.latency = _Histogram()
+        self.ttft = _Histogram()
+        self.input_tokens = 0
+        self.output_tokens = 0
+
+
+class _RequestCollector(Collector):
+    """The per-request series as Prometheus families, built at scrape time."""
+
+    def __init__(self, metrics: GatewayMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Any]:
+        series = self._metrics.series
+        requests = CounterMetricFamily(
+            "cutover_gateway_requests",
+            "Requests answered, by route, arm and HTTP status.",
+            labels=["route", "arm", "status"],
+        )
+        latency = HistogramMetricFamily(
+            "cutover_gateway_request_latency_seconds",
+            "Time from the request's arrival to the end of the answer.",
+            labels=["route", "arm"],
+        )
+        ttft = HistogramMetricFamily(
+            "cutover_gateway_ttft_seconds",
+            "Time to the first streamed chunk (streaming requests).",
+            labels=["route", "arm"],
+        )
+        tokens = CounterMetricFamily(
+            "cutover_gateway_tokens",
+            "Tokens reported by the upstream, by kind (input | output).",
+            labels=["route", "arm", "kind"],
+        )
+        errors = CounterMetricFamily(
+            "cutover_gateway_errors",
+            "Failed requests by error class.",
+            labels=["route", "arm", "error_class"],
+        )
+        for (route, arm), s in sorted(series.items()):
+            for status, n in sorted(s.statuses.items()):
+                requests.add_metric([route, arm, str(status)], n)
+            latency.add_metric([route, arm], s.latency.buckets(), s.latency.sum)
+            if s.ttft.count:
+                ttft.add_metric([route, arm], s.ttft.buckets(), s.ttft.sum)
+            if s.input_tokens:
+                tokens.add_metric([route, arm, "input"], s.input_tokens)
+            if s.output_tokens:
+                tokens.add_metric([route, arm, "output"], s.output_tokens)
+            for error_class, n in sorted(s.errors.items()):
+                errors.add_metric([route, arm, error_class], n)
+        yield from (requests, latency, ttft, tokens, errors)
+        shadow = self._metrics.shadow_counters
+        if shadow is not None:
+            yield from _shadow_families(shadow())
+
+
+_SHADOW_COUNTERS = {
+    "scheduled": "Shadow calls started.",
+    "completed": "Shadow calls finished (answered or failed).",
+    "errors": "Shadow calls that failed.",
+    "skipped_sample": "Requests not shadowed: not drawn by the route's sample rate.",
+    "skipped_budget": "Requests not shadowed: the route's daily shadow budget is spent.",
+    "skipped_busy": "Requests not shadowed: too many shadow calls waiting.",
+    "skipped_unsupported": "Requests not shadowed: nothing whole to compare (e.g. client left).",
+    "written": "Shadow pairs written to the store.",
+    "dropped": "Shadow pairs dropped (queue full or store down too long).",
+    "write_failures": "Failed attempts to write a batch of shadow pairs.",
+}
+
+
+def _shadow_families(counters: Mapping[str, Any]) -> Iterator[Any]:
+    for key, doc in _SHADOW_COUNTERS.items():
+        family = CounterMetricFamily(f"cutover_gateway_shadow_{key}", doc)
+        family.add_metric([], float(counters.get(key) or 0))
+        yield family
+    spent = GaugeMetricFamily(
+        "cutover_gateway_shadow_spent_usd",
+        "Shadow spending of the current UTC day, by route.",
+        labels=["route"],
+    )
+    for route, usd in sorted((counters.get("spent_usd") or {}).items()):
+        spent.add_metric([route], float(usd))
+    yield spent
 
 
 class GatewayMetrics:
@@ -24,38 +157,9 @@ class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
-            "cutover_gateway_requests",
-            "Requests answered, by route, arm and HTTP status.",
-            ["route", "arm", "status"],
-            registry=r,
-        )
-        self.latency = Histogram(
-            "cutover_gateway_request_latency_seconds",
-            "Time from the request's arrival to the end of the answer.",
-            ["route", "arm"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.ttft = Histogram(
-            "cutover_gateway_ttft_seconds",
-            "Time to the first streamed chunk (streaming requests).",
-            ["route", "arm"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.tokens = Counter(
-            "cutover_gateway_tokens",
-            "Tokens reported by the upstream, by kind (input | output).",
-            ["route", "arm", "kind"],
-            registry=r,
-        )
-        self.errors = Counter(
-            "cutover_gateway_errors",
-            "Failed requests by error class.",
-            ["route", "arm", "error_class"],
-            registry=r,
-        )
+        self.series: dict[tuple[str, str], _ArmSeries] = {}
+        self.shadow_counters: Callable[[], Mapping[str, Any]] | None = None
+        r.register(_RequestCollector(self))
         self.feedback = Counter(
             "cutover_gateway_feedback",
             "Feedback received, by arm and value (positive | neutral | negative).",
@@ -77,6 +181,33 @@ class GatewayMetrics:
             "Request-log records written to the store.",
             registry=r,
         )
+
+    def observe_request(
+        self,
+        route: str,
+        arm: str,
+        status: int,
+        latency_s: float,
+        ttft_s: float | None,
+        error_class: str | None,
+        input_tokens: int | None,
+        output_tokens: int | None,
+    ) -> None:
+        """Count one answered request (the request path; no I/O, no locks)."""
+        key = (route, arm)
+        s = self.series.get(key)
+        if s is None:
+            s = self.series[key] = _ArmSeries()
+        s.statuses[status] = s.statuses.get(status, 0) + 1
+        s.latency.observe(latency_s)
+        if ttft_s is not None:
+            s.ttft.observe(ttft_s)
+        if error_class is not None:
+            s.errors[error_class] = s.errors.get(error_class, 0) + 1
+        if input_tokens:
+            s.input_tokens += input_tokens
+        if output_tokens:
+            s.output_tokens += output_tokens
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import random
-import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 import aiohttp
 import orjson
 from aiohttp import web
+from sqlalchemy.engine import make_url
 
-from cutover.errors import GatewayConfigError
+from cutover.errors import GatewayConfigError, StoreError
 from cutover.gateway._errors import (
     bad_request,
     error_response,
@@ -40,11 +41,20 @@ from cutover.gateway.admin import AdminAPI
 from cutover.gateway.anthropic_api import AnthropicEndpoints, anthropic_url_and_headers
 from cutover.gateway.config import GatewayConfig, RouteConfig, StickyKey
 from cutover.gateway.feedback import handle_feedback
-from cutover.gateway.log import LogStore, RequestLog, Telemetry, Trace
+from cutover.gateway.log import (
+    LogStore,
+    RequestLog,
+    StoreAccess,
+    Telemetry,
+    ThreadStoreAccess,
+    Trace,
+)
 from cutover.gateway.metrics import GatewayMetrics
 from cutover.gateway.route_state import RouteState
 from cutover.gateway.routing import Arm, assign
 from cutover.gateway.shadow import Shadow, ShadowStore
+from cutover.gateway.shadow_jobs import BODY_KEY
+from cutover.gateway.worker import RemoteShadow, StoreWorker, WorkerStoreAccess
 from cutover.pricing import quote
 from cutover.providers._http import session_timeout, stream_timeout
 from cutover.store import Store
@@ -56,6 +66,8 @@ OFFICIAL_OPENAI_URL = "https://api.openai.com/v1"
 DEFAULT_OPENAI_KEY_ENV = "OPENAI_API_KEY"
 ARM_HEADER = "x-cutover-arm"
 REQUEST_ID_HEADER = "x-cutover-request-id"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,17 +164,35 @@ class Gateway:
         self.max_body_bytes = max_body_bytes
         self._rng = rng or random.Random()
         self.metrics = GatewayMetrics()
+        self.worker: StoreWorker | None = None
+        access: StoreAccess | None = None
+        threaded: ThreadStoreAccess | None = None
+        if store is not None:
+            given = store
+            access = threaded = ThreadStoreAccess(lambda: given)
+        elif config.store is not None and _in_memory(config.store):
+            url = config.store
+            access = threaded = ThreadStoreAccess(lambda: Store.open(url))
+        elif config.store is not None:
+            self.worker = StoreWorker(config.store, config)
+            access = WorkerStoreAccess(self.worker)
         self.telemetry = Telemetry(
-            config.log, self.metrics, _request_log(config, self.metrics, store)
+            config.log, self.metrics, _request_log(config, self.metrics, access)
         )
         self.anthropic = AnthropicEndpoints(self)
         self.route_state = RouteState.for_config(config, store)
-        log = self.telemetry.log
-        self.shadow = Shadow(
-            config,
-            (lambda: cast(ShadowStore, log.store())) if log.enabled else None,
-            rng=self._rng,
-        )
+        self.shadow: Shadow | RemoteShadow
+        if self.worker is not None:
+            self.shadow = RemoteShadow(config, self.worker, rng=self._rng)
+        else:
+            opener = threaded.store if threaded is not None else None
+            self.shadow = Shadow(
+                config,
+                (lambda: cast(ShadowStore, opener())) if opener is not None else None,
+                rng=self._rng,
+            )
+        if self.shadow.enabled:
+            self.metrics.shadow_counters = self.shadow.counters
         self._session: aiohttp.ClientSession | None = None
         self._aliases = ", ".join(sorted(self.routes))
         self._models_body = orjson.dumps(
@@ -218,6 +248,11 @@ class Gateway:
         targets = [r.baseline.target for r in self.routes.values()]
         targets += [r.candidate.target for r in self.routes.values() if r.candidate is not None]
         await asyncio.to_thread(lambda: [quote(t) for t in targets])  # load prices off the loop
+        if self.worker is not None:
+            try:
+                await self.worker.start()
+            except StoreError as exc:  # traffic goes on; the writes retry (and restart it)
+                logger.warning("%s", exc)
         task = asyncio.create_task(log.run()) if log.enabled else None
         try:
             yield
@@ -226,7 +261,7 @@ class Gateway:
                 await _cancel(task)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(log.flush(), 5.0)
-                await asyncio.to_thread(log.close_store)
+                await log.close()
 
     async def _route_state_ctx(self, app: web.Application) -> AsyncIterator[None]:
         """The shared route weights: loaded before serving, kept in step until the end."""
@@ -266,10 +301,12 @@ class Gateway:
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         """``POST /v1/messages`` (:class:`AnthropicEndpoints`), then its shadow call."""
-        started = time.perf_counter()
-        response = await self.anthropic.messages(request)
+        trace = self.telemetry.trace("req_" + os.urandom(12).hex())
+        trace.dialect = "messages"
+        response = await self.anthropic.messages(request, trace)
+        self.telemetry.finish(trace, response)
         if self.shadow.enabled:
-            self.shadow.after_messages(request, response, started)  # a task; never awaited
+            self.shadow.after_response(trace, request, response)  # never awaited here
         return response
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
@@ -277,7 +314,7 @@ class Gateway:
         response = await self._chat_completions(request, trace)
         self.telemetry.finish(trace, response)
         if self.shadow.enabled:
-            self.shadow.after_response(trace, request, response)  # a task; never awaited here
+            self.shadow.after_response(trace, request, response)  # never awaited here
         return response
 
     async def _chat_completions(self, request: web.Request, trace: Trace) -> web.StreamResponse:
@@ -300,7 +337,7 @@ class Gateway:
                 param="model",
                 headers=headers,
             )
-        if self.shadow.enabled and route.alias in self.shadow.routes:
+        if self.shadow.enabled and self.shadow.wants(route.alias):
             trace.keep_all_chunks = True  # only shadowed routes keep the whole relayed stream
         key = _sticky_value(route.sticky, body, request, client_key)
         assignment = assign(
@@ -318,7 +355,7 @@ class Gateway:
         trace.route, trace.arm, trace.target = route.alias, assignment.arm.value, upstream.target
         trace.key_hash, trace.messages = assignment.key_hash, body["messages"]
         if upstream.target.provider == "anthropic":
-            return await self.anthropic.chat_via_anthropic(request, upstream, body, headers)
+            return await self.anthropic.chat_via_anthropic(request, upstream, body, headers, trace)
         body["model"] = upstream.target.model
         payload = orjson.dumps(body)
         if body.get("stream") is True:
@@ -344,6 +381,7 @@ class Gateway:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return too_large(self.max_body_bytes, headers)
+        request[BODY_KEY] = raw
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -466,19 +504,17 @@ async def _upstream_chunks(
         )
 
 
+def _in_memory(url: str) -> bool:
+    """An in-memory SQLite store: only this process can see it (no worker process)."""
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+
+
 def _request_log(
-    config: GatewayConfig, metrics: GatewayMetrics, store: LogStore | None
+    config: GatewayConfig, metrics: GatewayMetrics, access: StoreAccess | None
 ) -> RequestLog:
-    """The request log: to ``store`` if given, else the config's ``store`` URL (if any)."""
-    opener: Callable[[], LogStore] | None = None
-    if store is not None:
-        given = store
-        opener = lambda: given  # noqa: E731
-    elif config.store is not None:
-        url = config.store
-        opener = lambda: Store.open(url)  # noqa: E731
     return RequestLog(
-        opener,
+        access,
         metrics,
         queue_size=config.log.queue_size,
         batch_size=config.log.batch_size,

@@ -36,6 +36,7 @@ from cutover.errors import (
     ProviderTimeoutError,
     RateLimitedError,
 )
+from cutover.records import Observation
 from cutover.targets import Target
 
 DEFAULT_CONNECTION_LIMIT = 256
@@ -567,6 +568,52 @@ class HttpProvider:
                 partial=partial,
             )
         return None, status
+
+
+class _ObservingAssembler(StreamAssembler, Protocol):
+    def observation(
+        self, label: str, *, status: int, latency_ms: float, ttft_ms: float | None
+    ) -> Observation: ...
+
+
+def observation_from_sse(
+    raw: bytes,
+    assembler: _ObservingAssembler,
+    *,
+    label: str,
+    url: str,
+    status: int,
+    latency_ms: float,
+    ttft_ms: float | None,
+) -> Observation:
+    """A whole recorded SSE answer (e.g. a stream the gateway relayed), read as an Observation.
+
+    An error event or a stream that ended before its end marker gives an
+    Observation with ``error`` set and what text arrived as ``output``.
+    """
+    decoder = SSEDecoder()
+    try:
+        for event in decoder.feed(raw):
+            assembler.feed(event)
+        last = decoder.flush()
+        if last is not None:
+            assembler.feed(last)
+        if not assembler.complete:
+            partial = assembler.partial_text()
+            raise malformed(
+                label, url, "a stream that ended before its end marker", None, partial=partial
+            )
+    except ProviderError as exc:
+        return Observation(
+            target=label,
+            error=exc.message,
+            error_class=exc.error_class,
+            status_code=status,
+            latency_ms=latency_ms,
+            ttft_ms=ttft_ms,
+            output=exc.partial_output or None,
+        )
+    return assembler.observation(label, status=status, latency_ms=latency_ms, ttft_ms=ttft_ms)
 
 
 def ms_since(start: float) -> float:

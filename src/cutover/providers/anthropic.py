@@ -565,6 +565,11 @@ def token_counts(usage: Any) -> tuple[int | None, int | None]:
     return _usage(usage)
 
 
+def stream_assembler(label: str, url: str) -> _EventAssembler:
+    """A fresh assembler for one stream of this dialect (see ``observation_from_sse``)."""
+    return _EventAssembler(label, url)
+
+
 __all__ = [
     "API_VERSION",
     "DEFAULT_KEY_ENV",
@@ -575,6 +580,7 @@ __all__ = [
     "finish_reason",
     "messages_body",
     "observation_from_message",
+    "stream_assembler",
     "token_counts",
     "translate_messages",
     "translate_tool",

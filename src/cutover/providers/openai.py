@@ -378,10 +378,16 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def stream_assembler(label: str, url: str) -> _ChunkAssembler:
+    """A fresh assembler for one stream of this dialect (see ``observation_from_sse``)."""
+    return _ChunkAssembler(label, url)
+
+
 __all__ = [
     "DEFAULT_KEY_ENV",
     "OFFICIAL_BASE_URL",
     "OpenAIProvider",
     "observation_from_completion",
+    "stream_assembler",
     "usage_tokens",
 ]
