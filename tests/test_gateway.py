@@ -10,6 +10,8 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,6 +21,7 @@ from aiohttp import web
 from openai.types.chat import ChatCompletionMessageParam
 
 from cutover.gateway import Gateway, GatewayConfig
+from cutover.store import Store
 from cutover.testing import Fault, OpenAIServer
 
 KEY = "sk-client-1"
@@ -47,6 +50,11 @@ def config(upstream: str, **route: Any) -> GatewayConfig:
     }
     entry.update(route)
     return GatewayConfig.model_validate({"client_keys": [KEY], "routes": {"support-bot": entry}})
+
+
+async def metrics_text(root: str) -> str:
+    async with aiohttp.ClientSession() as http, http.get(f"{root}/metrics") as resp:
+        return await resp.text()
 
 
 @asynccontextmanager
@@ -320,7 +328,7 @@ async def test_oversized_body_is_413(upstream: OpenAIServer) -> None:
 
 
 async def test_upstream_faults_are_mapped(upstream: OpenAIServer) -> None:
-    async with gateway(config(upstream.base_url, weight=100)) as root:
+    async with gateway(config(upstream.base_url, weight=100, retries=0)) as root:
         c = client(root)
         upstream.inject(Fault.status(500))
         with pytest.raises(openai.InternalServerError) as server_error:
@@ -418,3 +426,113 @@ async def test_client_leaving_mid_stream_does_not_hurt_the_gateway() -> None:
             resp.close()
         answer = await client(root).chat.completions.create(model="support-bot", messages=MSG)
     assert answer.choices[0].message.content == "Reply to: Where is my order?"
+
+
+async def test_safe_failures_are_retried_before_anything_is_sent(upstream: OpenAIServer) -> None:
+    async with gateway(config(upstream.base_url, retries=2, retry_max_wait_s=0.5)) as root:
+        c = client(root)
+        for fault in (
+            Fault.status(429, retry_after=0.01),
+            Fault.status(503),
+            Fault.status(500),
+            Fault.disconnect(),
+        ):
+            upstream.reset()
+            upstream.inject(fault)
+            answer = await c.chat.completions.create(model="support-bot", messages=MSG, user="u")
+            assert answer.choices[0].message.content, fault
+            assert upstream.requests_total == 2, fault  # one failed attempt, one retry
+        upstream.reset()
+        upstream.inject(Fault.status(503), times=2)  # a stream's opening is retried too
+        stream = await c.chat.completions.create(model="support-bot", messages=MSG, stream=True)
+        assert "".join([ch.choices[0].delta.content or "" async for ch in stream if ch.choices])
+        assert upstream.requests_total == 3
+        upstream.reset()
+        upstream.inject(Fault.status(429, retry_after=30))  # too long to wait: passed on
+        with pytest.raises(openai.RateLimitError):
+            await c.chat.completions.create(model="support-bot", messages=MSG)
+        assert upstream.requests_total == 1
+        upstream.reset()
+        upstream.inject(Fault.status(400))  # the request's own fault: never retried
+        with pytest.raises(openai.APIStatusError):
+            await c.chat.completions.create(model="support-bot", messages=MSG)
+        assert upstream.requests_total == 1
+        upstream.reset()
+        upstream.inject(Fault.half_stream(after_chunks=2))  # started streams are not retried
+        stream = await c.chat.completions.create(model="support-bot", messages=MSG, stream=True)
+        with pytest.raises(openai.APIError, match="cut off"):
+            async for _ in stream:
+                pass
+        assert upstream.requests_total == 1
+        metrics = await metrics_text(root)
+    assert 'cutover_gateway_upstream_retries_total{arm="baseline",route="support-bot"} 6.0' in (
+        metrics
+    )
+
+
+async def test_failing_candidate_falls_back_to_the_baseline_and_counts_against_it(
+    tmp_path: Path,
+) -> None:
+    db = f"sqlite:///{tmp_path / 'fb.db'}"
+    store = Store.open(db)
+    async with (
+        OpenAIServer() as base_up,
+        OpenAIServer() as cand_up,
+    ):
+        cfg = GatewayConfig.model_validate(
+            {
+                "client_keys": [KEY],
+                "routes": {
+                    "support-bot": {
+                        "baseline": f"openai:{BASE}@{base_up.base_url}",
+                        "candidate": f"openai:{CAND}@{cand_up.base_url}",
+                        "weight": 100,
+                        "retries": 0,
+                        "fallback": True,
+                    }
+                },
+            }
+        )
+        async with gateway(cfg, store=store) as root:
+            c = client(root)
+            cand_up.inject(Fault.status(503))
+            raw = await c.chat.completions.with_raw_response.create(
+                model="support-bot", messages=MSG, user="u"
+            )
+            answer = raw.parse()
+            assert answer.model == BASE  # the baseline answered
+            assert raw.headers["x-cutover-arm"] == "candidate"
+            assert raw.headers["x-cutover-fallback"] == "baseline"
+            fell_back = raw.headers["x-cutover-request-id"]
+            cand_up.inject(Fault.disconnect())  # a stream whose candidate is unreachable
+            stream = await c.chat.completions.create(
+                model="support-bot", messages=MSG, user="u", stream=True
+            )
+            assert "".join([ch.choices[0].delta.content or "" async for ch in stream if ch.choices])
+            ok = await c.chat.completions.with_raw_response.create(
+                model="support-bot", messages=MSG, user="u"
+            )
+            assert ok.parse().model == CAND and "x-cutover-fallback" not in ok.headers
+            cand_up.inject(Fault.status(400))  # a client error is the client's: no fallback
+            with pytest.raises(openai.BadRequestError):
+                await c.chat.completions.create(model="support-bot", messages=MSG, user="u")
+            metrics = await metrics_text(root)
+        assert (base_up.requests_total, cand_up.requests_total) == (2, 4)
+        assert 'cutover_gateway_fallbacks_total{arm="candidate",route="support-bot"} 2.0' in (
+            metrics
+        )
+        assert (
+            'cutover_gateway_requests_total{arm="candidate",route="support-bot",status="503"} 1.0'
+            in metrics
+        )
+    with Store.open(db) as check:
+        row = check.get_gateway_request(fell_back)
+        stats = check.gateway_arm_stats("support-bot", datetime(2000, 1, 1, tzinfo=UTC))
+    assert row is not None
+    assert (row["arm"], row["status"], row["error_class"]) == (
+        "candidate",
+        503,
+        "fallback_server_error",
+    )
+    assert row["target"] == f"openai:{BASE}"  # who answered
+    assert stats["candidate"].requests == 4 and stats["candidate"].errors == 3

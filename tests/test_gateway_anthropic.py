@@ -416,7 +416,7 @@ async def test_oversized_messages_body_is_413(claude_up: AnthropicServer) -> Non
 async def test_upstream_faults_mapped_for_anthropic_clients(
     claude_up: AnthropicServer, openai_up: OpenAIServer
 ) -> None:
-    cfg = config(to_claude(claude_up), to_openai(openai_up), allow=["qa"])
+    cfg = config(to_claude(claude_up), to_openai(openai_up), allow=["qa"], retries=0)
     async with gateway(cfg) as root:
         c = claude_client(root)
         claude_up.inject(Fault.status(429, retry_after=3))
@@ -475,7 +475,7 @@ async def test_unreachable_and_timeout_for_anthropic_clients() -> None:
 async def test_openai_client_gets_openai_errors_from_anthropic_arm(
     claude_up: AnthropicServer,
 ) -> None:
-    async with gateway(config(to_claude(claude_up))) as root:
+    async with gateway(config(to_claude(claude_up), retries=0)) as root:
         claude_up.inject(Fault.status(429))
         with pytest.raises(openai.RateLimitError):
             await openai_client(root).chat.completions.create(model="support-bot", messages=ASK)
@@ -485,3 +485,32 @@ async def test_openai_client_gets_openai_errors_from_anthropic_arm(
                 messages=[{"role": "function", "name": "f", "content": "x"}],
             )
     assert "function" in bad.value.message
+
+
+async def test_messages_fall_back_across_dialects_and_retry(claude_up: AnthropicServer) -> None:
+    async with OpenAIServer() as gpt_up:
+        cfg = config(
+            f"anthropic:{CLAUDE}@{claude_up.base_url}",
+            f"openai:{GPT}@{gpt_up.base_url}",
+            weight=100,
+            retries=1,
+            retry_max_wait_s=0.2,
+            fallback=True,
+        )
+        async with gateway(cfg) as root:
+            c = claude_client(root)
+            gpt_up.inject(Fault.status(503), times=2)  # the retry fails too: fall back
+            raw = await c.messages.with_raw_response.create(
+                model="support-bot", max_tokens=32, messages=[{"role": "user", "content": "hi"}]
+            )
+            message = await raw.parse()
+            assert message.model == CLAUDE and message.content
+            assert raw.headers["x-cutover-arm"] == "candidate"
+            assert raw.headers["x-cutover-fallback"] == "baseline"
+            assert (gpt_up.requests_total, claude_up.requests_total) == (2, 1)
+            gpt_up.inject(Fault.status(503))  # one failure: the retry answers, no fallback
+            async with c.messages.stream(
+                model="support-bot", max_tokens=32, messages=[{"role": "user", "content": "hi"}]
+            ) as stream:
+                assert await stream.get_final_text()
+            assert (gpt_up.requests_total, claude_up.requests_total) == (4, 1)

@@ -26,7 +26,7 @@ from aiohttp import web
 from cutover.gateway import _errors
 from cutover.gateway.config import StickyKey
 from cutover.gateway.log import Trace
-from cutover.gateway.routing import Arm, assign
+from cutover.gateway.routing import assign
 from cutover.gateway.shadow_jobs import BODY_KEY
 from cutover.gateway.translate import (
     ChatToMessagesStream,
@@ -38,6 +38,7 @@ from cutover.gateway.translate import (
     message_to_chat_completion,
     messages_request_to_chat,
 )
+from cutover.gateway.upstream import open_upstream
 from cutover.providers._http import SSEDecoder, SSEEvent, excerpt
 from cutover.providers.anthropic import API_VERSION, DEFAULT_KEY_ENV, OFFICIAL_BASE_URL
 from cutover.targets import Target
@@ -240,42 +241,46 @@ class AnthropicEndpoints:
             allow=route.allow,
             rng=self.gateway._rng,
         )
-        upstream = route.baseline
-        if assignment.arm is Arm.CANDIDATE and route.candidate is not None:
-            upstream = route.candidate
         headers[ARM_HEADER] = assignment.arm.value
-        trace.route, trace.arm, trace.target = route.alias, assignment.arm.value, upstream.target
+        trace.route, trace.arm = route.alias, assignment.arm.value
         trace.key_hash, trace.messages = assignment.key_hash, body["messages"]
         gateway = self.gateway
         if gateway.shadow.enabled and gateway.shadow.wants(route.alias):
             trace.keep_all_chunks = True
         stream = body.get("stream") is True
-        if upstream.target.provider == "anthropic":
-            body["model"] = upstream.target.model
-            extra = {h: request.headers[h] for h in _FORWARDED_HEADERS if h in request.headers}
-            payload = orjson.dumps(body)
+        forwarded = {h: request.headers[h] for h in _FORWARDED_HEADERS if h in request.headers}
+
+        async def dispatch(upstream: Upstream, headers: dict[str, str]) -> web.StreamResponse:
+            if upstream.target.provider == "anthropic":
+                payload = orjson.dumps({**body, "model": upstream.target.model})
+                if stream:
+                    return await self._stream(
+                        request, upstream, payload, headers, ANTHROPIC, trace, forwarded
+                    )
+                return await self._json(
+                    upstream, payload, headers, ANTHROPIC, None, trace, forwarded
+                )
+            try:
+                translated = messages_request_to_chat(body, upstream.target.model)
+            except TranslationError as exc:
+                return anthropic_error(400, str(exc), headers)
+            payload = orjson.dumps(translated)
             if stream:
                 return await self._stream(
-                    request, upstream, payload, headers, ANTHROPIC, trace, extra
+                    request,
+                    upstream,
+                    payload,
+                    headers,
+                    ANTHROPIC,
+                    trace,
+                    translator=lambda: ChatToMessagesStream(model=upstream.target.model),
+                    whole=chat_completion_to_message,
                 )
-            return await self._json(upstream, payload, headers, ANTHROPIC, None, extra)
-        try:
-            translated = messages_request_to_chat(body, upstream.target.model)
-        except TranslationError as exc:
-            return anthropic_error(400, str(exc), headers)
-        payload = orjson.dumps(translated)
-        if stream:
-            return await self._stream(
-                request,
-                upstream,
-                payload,
-                headers,
-                ANTHROPIC,
-                trace,
-                translator=lambda: ChatToMessagesStream(model=upstream.target.model),
-                whole=chat_completion_to_message,
+            return await self._json(
+                upstream, payload, headers, ANTHROPIC, chat_completion_to_message, trace
             )
-        return await self._json(upstream, payload, headers, ANTHROPIC, chat_completion_to_message)
+
+        return await gateway.serve_arm(route, assignment.arm, trace, headers, dispatch)
 
     async def chat_via_anthropic(
         self,
@@ -306,7 +311,9 @@ class AnthropicEndpoints:
                 ),
                 whole=message_to_chat_completion,
             )
-        return await self._json(upstream, payload, headers, OPENAI, message_to_chat_completion)
+        return await self._json(
+            upstream, payload, headers, OPENAI, message_to_chat_completion, trace
+        )
 
     # -- body -----------------------------------------------------------------------
 
@@ -345,19 +352,23 @@ class AnthropicEndpoints:
         headers: dict[str, str],
         dialect: _Dialect,
         convert: Callable[[Mapping[str, Any]], dict[str, Any]] | None,
+        trace: Trace,
         extra: Mapping[str, str] | None = None,
     ) -> web.Response:
         send = {**upstream.headers, **extra} if extra else upstream.headers
         try:
-            async with self.gateway.session.post(
-                upstream.url, data=payload, headers=send, timeout=upstream.timeout
-            ) as resp:
+            resp = await open_upstream(
+                self.gateway.session, upstream, payload, send, upstream.timeout, trace
+            )
+            try:
                 data = await resp.read()
                 if resp.status >= 300:
                     return dialect.upstream_error(
                         resp.status, data, resp.headers, label=upstream.label, headers=headers
                     )
                 content_type = resp.content_type
+            finally:
+                resp.release()
         except TimeoutError:
             return dialect.error(504, _timeout_message(upstream), headers)
         except (aiohttp.ClientError, OSError) as exc:
@@ -406,8 +417,8 @@ class AnthropicEndpoints:
     ) -> web.StreamResponse:
         send = {**upstream.headers, **extra} if extra else upstream.headers
         try:
-            resp = await self.gateway.session.post(
-                upstream.url, data=payload, headers=send, timeout=upstream.stream_timeout
+            resp = await open_upstream(
+                self.gateway.session, upstream, payload, send, upstream.stream_timeout, trace
             )
         except TimeoutError:
             return dialect.error(504, _timeout_message(upstream), headers)

@@ -15,6 +15,8 @@
         sticky: user          # user | header:x-session-id | api_key | none
         allow: [alice]        # sticky keys pinned to the candidate
         shadow: {target: anthropic:claude-haiku-4-5, sample: 1.0, budget_usd_per_day: 5}
+        retries: 1            # extra attempts on 429/5xx/unreachable, before any byte is sent
+        fallback: true        # a failing candidate is answered by the baseline
 
 A target is a ``provider:model[@url]`` string or a mapping with ``target``
 plus ``key_env`` (the environment variable holding its key) and any other
@@ -132,6 +134,14 @@ class RouteConfig(BaseModel):
     sticky: str = "user"
     allow: tuple[str, ...] = ()
     shadow: ShadowConfig | None = None
+    retries: int = Field(default=1, ge=0, le=5)
+    """Extra attempts at an upstream that could not be reached or answered 429/500/502/503/504
+    (before anything was sent to the client; never after a stream has started)."""
+    retry_max_wait_s: float = Field(default=1.0, ge=0.0, le=30.0)
+    """The longest pause before a retry; a longer ``Retry-After`` is not waited for."""
+    fallback: bool = False
+    """A candidate that fails (unreachable, timeout, 429 or 5xx after retries) is answered by
+    the baseline; the request is still counted as a candidate failure."""
 
     @field_validator("sticky")
     @classmethod

@@ -156,6 +156,11 @@ class Trace:
     chunks: list[bytes] | None = None
     """Every streamed chunk (only when prompts are logged), else the last few."""
     keep_all_chunks: bool = False
+    retries: int = 0
+    """Upstream attempts repeated (:mod:`cutover.gateway.upstream`)."""
+    fallback_status: int | None = None
+    """The candidate's failed status when the baseline answered instead (``fallback``)."""
+    fallback_error: str | None = None
 
     def on_chunk(self, chunk: bytes) -> None:
         """A streamed chunk was relayed to the client."""
@@ -295,6 +300,9 @@ class Telemetry:
                 output = text
         if status >= 400 and trace.error_class is None:
             trace.error_class = f"http_{status}"
+        if trace.fallback_status is not None:  # counted as the candidate's failure
+            status = trace.fallback_status
+            trace.error_class = f"fallback_{trace.fallback_error or f'http_{status}'}"
         route = trace.route or NO_ROUTE
         input_tokens = output_tokens = None
         if usage is not None:
@@ -309,6 +317,8 @@ class Telemetry:
             trace.error_class,
             input_tokens,
             output_tokens,
+            retries=trace.retries,
+            fallback=trace.fallback_status is not None,
         )
         if not self.log.enabled:
             return

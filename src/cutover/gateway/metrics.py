@@ -58,7 +58,16 @@ class _Histogram:
 class _ArmSeries:
     """Every per-request series of one (route, arm)."""
 
-    __slots__ = ("errors", "input_tokens", "latency", "output_tokens", "statuses", "ttft")
+    __slots__ = (
+        "errors",
+        "fallbacks",
+        "input_tokens",
+        "latency",
+        "output_tokens",
+        "retries",
+        "statuses",
+        "ttft",
+    )
 
     def __init__(self) -> None:
         self.statuses: dict[int, int] = {}
@@ -67,6 +76,8 @@ class _ArmSeries:
         self.ttft = _Histogram()
         self.input_tokens = 0
         self.output_tokens = 0
+        self.retries = 0
+        self.fallbacks = 0
 
 
 class _RequestCollector(Collector):
@@ -102,6 +113,16 @@ class _RequestCollector(Collector):
             "Failed requests by error class.",
             labels=["route", "arm", "error_class"],
         )
+        retries = CounterMetricFamily(
+            "cutover_gateway_upstream_retries",
+            "Upstream attempts repeated after 429/5xx/unreachable (before any byte was sent).",
+            labels=["route", "arm"],
+        )
+        fallbacks = CounterMetricFamily(
+            "cutover_gateway_fallbacks",
+            "Candidate failures answered by the baseline (counted as candidate errors too).",
+            labels=["route", "arm"],
+        )
         for (route, arm), s in sorted(series.items()):
             for status, n in sorted(s.statuses.items()):
                 requests.add_metric([route, arm, str(status)], n)
@@ -114,7 +135,11 @@ class _RequestCollector(Collector):
                 tokens.add_metric([route, arm, "output"], s.output_tokens)
             for error_class, n in sorted(s.errors.items()):
                 errors.add_metric([route, arm, error_class], n)
-        yield from (requests, latency, ttft, tokens, errors)
+            if s.retries:
+                retries.add_metric([route, arm], s.retries)
+            if s.fallbacks:
+                fallbacks.add_metric([route, arm], s.fallbacks)
+        yield from (requests, latency, ttft, tokens, errors, retries, fallbacks)
         shadow = self._metrics.shadow_counters
         if shadow is not None:
             yield from _shadow_families(shadow())
@@ -192,6 +217,9 @@ class GatewayMetrics:
         error_class: str | None,
         input_tokens: int | None,
         output_tokens: int | None,
+        *,
+        retries: int = 0,
+        fallback: bool = False,
     ) -> None:
         """Count one answered request (the request path; no I/O, no locks)."""
         key = (route, arm)
@@ -208,6 +236,10 @@ class GatewayMetrics:
             s.input_tokens += input_tokens
         if output_tokens:
             s.output_tokens += output_tokens
+        if retries:
+            s.retries += retries
+        if fallback:
+            s.fallbacks += 1
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -19,8 +19,8 @@ import contextlib
 import logging
 import os
 import random
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import aiohttp
@@ -54,6 +54,7 @@ from cutover.gateway.route_state import RouteState
 from cutover.gateway.routing import Arm, assign
 from cutover.gateway.shadow import Shadow, ShadowStore
 from cutover.gateway.shadow_jobs import BODY_KEY
+from cutover.gateway.upstream import open_upstream
 from cutover.gateway.worker import RemoteShadow, StoreWorker, WorkerStoreAccess
 from cutover.pricing import quote
 from cutover.providers._http import session_timeout, stream_timeout
@@ -66,6 +67,8 @@ OFFICIAL_OPENAI_URL = "https://api.openai.com/v1"
 DEFAULT_OPENAI_KEY_ENV = "OPENAI_API_KEY"
 ARM_HEADER = "x-cutover-arm"
 REQUEST_ID_HEADER = "x-cutover-request-id"
+FALLBACK_HEADER = "x-cutover-fallback"
+FALLBACK_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +82,8 @@ class Upstream:
     headers: Mapping[str, str]
     timeout: aiohttp.ClientTimeout
     stream_timeout: aiohttp.ClientTimeout
+    retries: int = 1
+    retry_max_wait_s: float = 1.0
 
     @property
     def label(self) -> str:
@@ -95,6 +100,13 @@ class Route:
     weight: float
     sticky: StickyKey
     allow: frozenset[str]
+    fallback: bool = False
+
+    def upstream(self, arm: Arm) -> Upstream:
+        """The upstream serving ``arm``."""
+        if arm is Arm.CANDIDATE and self.candidate is not None:
+            return self.candidate
+        return self.baseline
 
 
 def upstream_for(target: Target, env: Mapping[str, str], *, field: str) -> Upstream:
@@ -130,18 +142,26 @@ def upstream_for(target: Target, env: Mapping[str, str], *, field: str) -> Upstr
 
 
 def build_route(alias: str, config: RouteConfig, env: Mapping[str, str]) -> Route:
+    def resolved(target: Target, field: str) -> Upstream:
+        return replace(
+            upstream_for(target, env, field=field),
+            retries=config.retries,
+            retry_max_wait_s=config.retry_max_wait_s,
+        )
+
     candidate = (
-        upstream_for(config.candidate, env, field=f"routes.{alias}.candidate")
+        resolved(config.candidate, f"routes.{alias}.candidate")
         if config.candidate is not None
         else None
     )
     return Route(
         alias=alias,
-        baseline=upstream_for(config.baseline, env, field=f"routes.{alias}.baseline"),
+        baseline=resolved(config.baseline, f"routes.{alias}.baseline"),
         candidate=candidate,
         weight=config.weight if candidate is not None else 0.0,
         sticky=config.sticky_key,
         allow=frozenset(config.allow),
+        fallback=config.fallback and candidate is not None,
     )
 
 
@@ -348,19 +368,54 @@ class Gateway:
             allow=route.allow,
             rng=self._rng,
         )
-        upstream = route.baseline
-        if assignment.arm is Arm.CANDIDATE and route.candidate is not None:
-            upstream = route.candidate
         headers[ARM_HEADER] = assignment.arm.value
-        trace.route, trace.arm, trace.target = route.alias, assignment.arm.value, upstream.target
+        trace.route, trace.arm = route.alias, assignment.arm.value
         trace.key_hash, trace.messages = assignment.key_hash, body["messages"]
-        if upstream.target.provider == "anthropic":
-            return await self.anthropic.chat_via_anthropic(request, upstream, body, headers, trace)
-        body["model"] = upstream.target.model
-        payload = orjson.dumps(body)
-        if body.get("stream") is True:
-            return await self._relay_stream(request, upstream, payload, headers, trace)
-        return await self._relay(upstream, payload, headers)
+
+        async def dispatch(upstream: Upstream, headers: dict[str, str]) -> web.StreamResponse:
+            if upstream.target.provider == "anthropic":
+                return await self.anthropic.chat_via_anthropic(
+                    request, upstream, body, headers, trace
+                )
+            body["model"] = upstream.target.model
+            payload = orjson.dumps(body)
+            if body.get("stream") is True:
+                return await self._relay_stream(request, upstream, payload, headers, trace)
+            return await self._relay(upstream, payload, headers, trace)
+
+        return await self.serve_arm(route, assignment.arm, trace, headers, dispatch)
+
+    async def serve_arm(
+        self,
+        route: Route,
+        arm: Arm,
+        trace: Trace,
+        headers: dict[str, str],
+        dispatch: Callable[[Upstream, dict[str, str]], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        """Send the request to ``arm``'s upstream; on a candidate failure, maybe to the baseline.
+
+        With the route's ``fallback`` on, a candidate answer that failed before
+        anything reached the client (429, 5xx, timeout, unreachable: after the
+        retries) is replaced by the baseline's answer. The request stays on the
+        candidate arm in the log and the metrics, with the candidate's status
+        and ``error_class`` ``fallback_<class>``, so fallbacks count against it.
+        """
+        upstream = route.upstream(arm)
+        trace.target = upstream.target
+        response = await dispatch(upstream, headers)
+        if not (
+            route.fallback
+            and upstream is route.candidate
+            and isinstance(response, web.Response)
+            and response.status in FALLBACK_STATUSES
+        ):
+            return response
+        trace.fallback_status = response.status
+        trace.fallback_error = trace.error_class or _error_class(response)
+        trace.error_class = None
+        trace.target = route.baseline.target
+        return await dispatch(route.baseline, {**headers, FALLBACK_HEADER: "baseline"})
 
     def _client_key(self, request: web.Request) -> str | None:
         auth = request.headers.get("Authorization", "")
@@ -396,15 +451,13 @@ class Gateway:
         return body
 
     async def _relay(
-        self, upstream: Upstream, payload: bytes, headers: dict[str, str]
+        self, upstream: Upstream, payload: bytes, headers: dict[str, str], trace: Trace
     ) -> web.Response:
         try:
-            async with self.session.post(
-                upstream.url,
-                data=payload,
-                headers=upstream.headers,
-                timeout=upstream.timeout,
-            ) as resp:
+            resp = await open_upstream(
+                self.session, upstream, payload, upstream.headers, upstream.timeout, trace
+            )
+            try:
                 data = await resp.read()
                 status = resp.status
                 content_type = resp.content_type
@@ -412,6 +465,8 @@ class Gateway:
                     return upstream_error_response(
                         status, data, resp.headers, label=upstream.label, headers=headers
                     )
+            finally:
+                resp.release()
         except TimeoutError:
             return _timeout(upstream, headers)
         except (aiohttp.ClientError, OSError) as exc:
@@ -436,11 +491,8 @@ class Gateway:
         trace: Trace,
     ) -> web.StreamResponse:
         try:
-            resp = await self.session.post(
-                upstream.url,
-                data=payload,
-                headers=upstream.headers,
-                timeout=upstream.stream_timeout,
+            resp = await open_upstream(
+                self.session, upstream, payload, upstream.headers, upstream.stream_timeout, trace
             )
         except TimeoutError:
             return _timeout(upstream, headers)
@@ -552,6 +604,17 @@ def _type_problem(body: Mapping[str, Any]) -> tuple[str, str] | None:
     if user is not None and not isinstance(user, str):
         return "user", "'user' must be a string."
     return None
+
+
+def _error_class(response: web.Response) -> str:
+    """The ``type`` of an error answer in either dialect, else ``http_<status>``."""
+    try:
+        parsed = orjson.loads(response.body) if isinstance(response.body, bytes) else None
+    except orjson.JSONDecodeError:
+        parsed = None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    kind = error.get("type") if isinstance(error, dict) else None
+    return kind if isinstance(kind, str) and kind else f"http_{response.status}"
 
 
 def _timeout(upstream: Upstream, headers: Mapping[str, str]) -> web.Response:

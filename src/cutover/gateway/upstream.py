@@ -1,0 +1,78 @@
+"""Opening an upstream call, with the retries that are safe for a gateway.
+
+:func:`open_upstream` POSTs and returns the response with its body not yet
+read (the caller relays it, as a whole or as a stream). A retry happens only
+before anything has been sent to the client and only when the call can be
+repeated without harm:
+
+- the upstream could not be reached or dropped the connection before answering
+  (connection refused, reset, server disconnected);
+- it answered 429, 500, 502, 503 or 504: after its ``Retry-After`` when that is
+  at most the route's ``retry_max_wait_s`` (a longer wait is not taken: the
+  answer goes back to the client, which can decide), else after a short
+  exponential backoff (50 ms, 100 ms, ... capped at ``retry_max_wait_s``).
+
+A timeout is not retried: the time the client waits for is already spent. A
+stream that breaks after it started is never retried (the client has part of
+it); the gateway ends it with an error event instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from cutover.providers._http import parse_retry_after
+
+if TYPE_CHECKING:
+    from cutover.gateway.log import Trace
+    from cutover.gateway.server import Upstream
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+FIRST_BACKOFF_S = 0.05
+
+
+async def open_upstream(
+    session: aiohttp.ClientSession,
+    upstream: Upstream,
+    payload: bytes,
+    headers: Mapping[str, str],
+    timeout: aiohttp.ClientTimeout,
+    trace: Trace,
+) -> aiohttp.ClientResponse:
+    """The upstream's response (any status, body unread); the caller releases it.
+
+    Raises what ``session.post`` raises (``TimeoutError``, ``aiohttp.ClientError``,
+    ``OSError``) when the last attempt fails that way.
+    """
+    attempt = 0
+    while True:
+        wait: float | None
+        try:
+            resp = await session.post(upstream.url, data=payload, headers=headers, timeout=timeout)
+        except (aiohttp.ClientConnectionError, OSError) as exc:
+            if isinstance(exc, TimeoutError) or attempt >= upstream.retries:
+                raise
+            wait = _backoff(attempt, upstream.retry_max_wait_s)
+        else:
+            if resp.status not in RETRY_STATUSES or attempt >= upstream.retries:
+                return resp
+            wait = parse_retry_after(resp.headers)
+            if wait is None:
+                wait = _backoff(attempt, upstream.retry_max_wait_s)
+            elif wait > upstream.retry_max_wait_s:
+                return resp
+            resp.release()
+        attempt += 1
+        trace.retries += 1
+        await asyncio.sleep(wait)
+
+
+def _backoff(attempt: int, cap: float) -> float:
+    return float(min(FIRST_BACKOFF_S * 2**attempt, cap))
+
+
+__all__ = ["RETRY_STATUSES", "open_upstream"]
