@@ -7,6 +7,7 @@ gateway runs on a free port in the same event loop.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -268,7 +269,10 @@ async def test_models_and_healthz(upstream: OpenAIServer) -> None:
         with pytest.raises(openai.AuthenticationError):
             await client(root, "wrong").models.list()
         async with aiohttp.ClientSession() as s, s.get(f"{root}/healthz") as resp:
-            assert resp.status == 200 and (await resp.json()) == {"status": "ok"}
+            assert resp.status == 200 and (await resp.json()) == {
+                "status": "ok",
+                "pid": os.getpid(),
+            }
 
 
 async def test_bad_key_and_unknown_alias_are_openai_errors(upstream: OpenAIServer) -> None:

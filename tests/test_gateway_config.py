@@ -9,7 +9,7 @@ import pytest
 
 from cutover.errors import GatewayConfigError, InputError
 from cutover.gateway import Arm, assign, load_gateway_config, sticky_point
-from cutover.gateway.config import StickyKey
+from cutover.gateway.config import GatewayConfig, StickyKey
 
 ISSUE_YAML = """\
 listen: {host: 127.0.0.1, port: 8787}
@@ -153,3 +153,27 @@ def test_allow_list_no_candidate_and_no_key() -> None:
     assert all(a.key_hash is None for a in arms)
     share = sum(a.arm is Arm.CANDIDATE for a in arms) / len(arms)
     assert 0.26 < share < 0.34
+
+
+def test_each_of_n_workers_gets_its_share_of_the_shadow_budget() -> None:
+    from cutover.gateway.config import with_budget_share
+
+    cfg = GatewayConfig.model_validate(
+        {
+            "client_keys": ["k"],
+            "routes": {
+                "a": {
+                    "baseline": "openai:gpt-4o-mini",
+                    "shadow": {"target": "openai:gpt-4o", "budget_usd_per_day": 5},
+                },
+                "b": {"baseline": "openai:gpt-4o-mini", "shadow": {"target": "openai:gpt-4o"}},
+            },
+        }
+    )
+    shared = with_budget_share(cfg, 0.25)
+    assert shared.routes["a"].shadow is not None
+    assert shared.routes["a"].shadow.budget_usd_per_day == 1.25
+    assert shared.routes["b"].shadow is not None
+    assert shared.routes["b"].shadow.budget_usd_per_day is None  # no budget stays unlimited
+    assert cfg.routes["a"].shadow is not None and cfg.routes["a"].shadow.budget_usd_per_day == 5
+    assert with_budget_share(cfg, 1.0) is cfg

@@ -189,6 +189,22 @@ class GatewayConfig(BaseModel):
         return value
 
 
+def with_budget_share(config: GatewayConfig, share: float) -> GatewayConfig:
+    """``config`` with every daily shadow budget scaled by ``share`` (one of N workers)."""
+    if share >= 1.0:
+        return config
+    routes = {}
+    for alias, route in config.routes.items():
+        shadow = route.shadow
+        if shadow is not None and shadow.budget_usd_per_day is not None:
+            shadow = shadow.model_copy(
+                update={"budget_usd_per_day": shadow.budget_usd_per_day * share}
+            )
+            route = route.model_copy(update={"shadow": shadow})
+        routes[alias] = route
+    return config.model_copy(update={"routes": routes})
+
+
 def load_gateway_config(path: str | Path) -> GatewayConfig:
     """Read and validate ``path``; errors name the file, the line and the field."""
     p = Path(path)

@@ -215,6 +215,7 @@ class Gateway:
             self.metrics.shadow_counters = self.shadow.counters
         self._session: aiohttp.ClientSession | None = None
         self._aliases = ", ".join(sorted(self.routes))
+        self._health_body = orjson.dumps({"status": "ok", "pid": os.getpid()})
         self._models_body = orjson.dumps(
             {
                 "object": "list",
@@ -300,7 +301,7 @@ class Gateway:
     # -- small endpoints ---------------------------------------------------------
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return web.Response(body=b'{"status":"ok"}', content_type="application/json")
+        return web.Response(body=self._health_body, content_type="application/json")
 
     async def models(self, request: web.Request) -> web.Response:
         if self._client_key(request) is None:
@@ -637,13 +638,20 @@ def _unreachable(
     )
 
 
-def run_gateway(config: GatewayConfig, *, host: str | None = None, port: int | None = None) -> None:
-    """Serve until interrupted (the ``cutover gateway`` command)."""
+def run_gateway(
+    config: GatewayConfig,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    reuse_port: bool = False,
+) -> None:
+    """Serve until interrupted (the ``cutover gateway`` command; one worker)."""
     gateway = Gateway(config)
     web.run_app(
         gateway.app(),
         host=host or config.listen.host,
         port=config.listen.port if port is None else port,
+        reuse_port=reuse_port or None,
         access_log=None,
         print=None,
     )

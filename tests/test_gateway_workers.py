@@ -1,0 +1,104 @@
+"""``cutover gateway --workers N``: several processes on one port, supervised.
+
+Run as a real command (a subprocess) against a local upstream: requests are
+spread over the workers (seen by the pid in ``/healthz`` on fresh
+connections), a killed worker is replaced, the shared request log gets every
+request, and SIGTERM stops them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+import openai
+
+from cutover.store import Store
+from cutover.testing import OpenAIServer
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def pids_seen(root: str, tries: int = 60) -> set[int]:
+    seen: set[int] = set()
+    for _ in range(tries):
+        # a new connection each time, so the kernel may pick another worker
+        async with aiohttp.ClientSession() as http, http.get(f"{root}/healthz") as resp:
+            seen.add(int((await resp.json())["pid"]))
+    return seen
+
+
+async def wait_up(root: str, proc: asyncio.subprocess.Process, timeout: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        assert proc.returncode is None, "the gateway exited"
+        try:
+            await pids_seen(root, tries=1)
+            return
+        except aiohttp.ClientError:
+            await asyncio.sleep(0.2)
+    raise AssertionError("the gateway did not start")
+
+
+async def test_workers_share_the_port_restart_and_stop(tmp_path: Path) -> None:
+    db = tmp_path / "gw.db"
+    port = free_port()
+    async with OpenAIServer() as up:
+        cfg = tmp_path / "gateway.yaml"
+        cfg.write_text(
+            f"client_keys: [sk-client-1]\nstore: sqlite:///{db}\n"
+            f"routes:\n  bot:\n    baseline: openai:gpt-4o-mini@{up.base_url}\n"
+        )
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cutover", "gateway", "--config", str(cfg),
+            "--port", str(port), "--workers", "2",
+            env={**os.environ, "OPENAI_API_KEY": "sk-up"},
+        )  # fmt: skip
+        root = f"http://127.0.0.1:{port}"
+        try:
+            await wait_up(root, proc)
+            for _ in range(50):
+                if len(await pids_seen(root, 20)) == 2:
+                    break
+            first = await pids_seen(root)
+            assert len(first) == 2
+            victim = min(first)
+            os.kill(victim, signal.SIGKILL)
+            client = openai.AsyncOpenAI(base_url=f"{root}/v1", api_key="sk-client-1")
+            ids = set()
+            for i in range(30):  # served throughout (the client retries a refused connection)
+                raw = await client.chat.completions.with_raw_response.create(
+                    model="bot", messages=[{"role": "user", "content": f"q{i}"}]
+                )
+                ids.add(raw.headers["x-cutover-request-id"])
+            later: set[int] = set()
+            for _ in range(50):
+                later = await pids_seen(root, 20)
+                if len(later) == 2 and victim not in later:
+                    break
+                await asyncio.sleep(0.2)
+            assert len(later) == 2 and victim not in later  # replaced
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(proc.wait(), 30)
+        assert code == 0
+        for pid in first | later:  # every worker stopped with the supervisor
+            assert not os.path.exists(f"/proc/{pid}") or _is_zombie(pid)
+    with Store.open(f"sqlite:///{db}") as store:
+        assert all(store.get_gateway_request(rid) is not None for rid in ids)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
