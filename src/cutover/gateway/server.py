@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import random
@@ -647,14 +648,30 @@ def run_gateway(
 ) -> None:
     """Serve until interrupted (the ``cutover gateway`` command; one worker)."""
     gateway = Gateway(config)
+    app = gateway.app()
+    app.on_startup.append(_freeze_gc)
     web.run_app(
-        gateway.app(),
+        app,
         host=host or config.listen.host,
         port=config.listen.port if port is None else port,
         reuse_port=reuse_port or None,
         access_log=None,
         print=None,
     )
+
+
+async def _freeze_gc(app: web.Application) -> None:
+    """Keep the cyclic GC off the objects that live as long as the server.
+
+    After start-up the process holds about 100,000 tracked objects (modules,
+    config, SQLAlchemy and pydantic internals). A full collection walks all of
+    them (about 50 ms here), and the request log's queued records, which live
+    a few hundred milliseconds, push the collector into one every few seconds
+    under load: a 50 ms stall of every request in flight. ``gc.freeze()`` moves
+    what exists now to a generation the collector never walks.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
