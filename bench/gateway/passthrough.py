@@ -56,9 +56,16 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=18090)
     parser.add_argument("--upstream", default="http://127.0.0.1:18080")
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop's event loop")
     args = parser.parse_args()
+    loop = None
+    if args.uvloop:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
     web.run_app(
         make_app(args.upstream),
+        loop=loop,
         host=args.host,
         port=args.port,
         access_log=None,

@@ -30,7 +30,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
-UP, UP2, PT, GW, GWS, GWN, LL = 18080, 18081, 18090, 18101, 18102, 18103, 18110
+UP, UP2, PT, PTU, GW, GWS, GWN, LL = 18080, 18081, 18090, 18091, 18101, 18102, 18103, 18110
 
 GATEWAY_YAML = """\
 listen: {{host: 127.0.0.1, port: {port}}}
@@ -138,7 +138,7 @@ def main() -> int:
     parser.add_argument(
         "--diagnostics",
         action="store_true",
-        help="also run cutover without a store (no request log) to isolate its cost",
+        help="also run cutover without a store (no request log) and the pass-through on uvloop",
     )
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -176,6 +176,20 @@ def main() -> int:
             PT,
         ):
             targets.append(("aiohttp pass-through", PT, "sk-client-1"))
+        if args.diagnostics and start(
+            "passthrough-uvloop",
+            [
+                PY,
+                str(HERE / "passthrough.py"),
+                "--port",
+                str(PTU),
+                "--upstream",
+                f"http://127.0.0.1:{UP}",
+                "--uvloop",
+            ],
+            PTU,
+        ):
+            targets.append(("diag: aiohttp pass-through on uvloop", PTU, "sk-client-1"))
         cutover = str(Path(PY).with_name("cutover"))
         gateways = [
             ("cutover", GW, False, "cutover (split+sticky+log+metrics)"),

@@ -652,12 +652,27 @@ def run_gateway(
     app.on_startup.append(_freeze_gc)
     web.run_app(
         app,
+        loop=_new_loop(),
         host=host or config.listen.host,
         port=config.listen.port if port is None else port,
         reuse_port=reuse_port or None,
         access_log=None,
         print=None,
     )
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop where it is installed (Linux, macOS), else asyncio's.
+
+    The gateway is a proxy: most of its time goes to socket reads and writes and
+    to the loop's own bookkeeping, which uvloop does in C. Measured in
+    ``bench/gateway`` (see docs/gateway.md).
+    """
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - the dependency is there except on Windows
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 async def _freeze_gc(app: web.Application) -> None:
