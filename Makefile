@@ -19,7 +19,7 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 # local CPU build is taken and no CUDA build is ever resolved.
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,postgres,semantic]'
+	$(BIN)/pip install --quiet -e '.[dev,postgres,semantic,embeddings]'
 	touch $@ $(VENV)/.installed-run
 
 # The scenario's candidate regresses on one slice, so its gate fails and

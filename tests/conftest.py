@@ -6,6 +6,12 @@ it is not reachable, unless ``CUTOVER_REQUIRE_SERVICES`` is set (as in CI),
 in which case it FAILS. Tests that use ``postgres_url`` (also through
 ``store_url``) carry the ``postgres`` marker; those that use ``redis_url``
 carry ``redis``. Run ``pytest -m "not postgres"`` to leave PostgreSQL out.
+
+``pgvector_url`` (also ``postgres``-marked) is a fresh database with the
+``vector`` extension, on the first of: ``CUTOVER_PGVECTOR_URL``; the
+PostgreSQL above when it has pgvector; a throwaway PostgreSQL 16 + pgvector
+from the ``pgserver`` wheel's binaries (:mod:`cutover.testing.postgres`;
+Debian bookworm packages no pgvector for its PostgreSQL 15).
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         names = getattr(item, "fixturenames", ())
-        if "postgres_url" in names:
+        if "postgres_url" in names or "pgvector_url" in names:
             item.add_marker(pytest.mark.postgres)
         if "redis_url" in names:
             item.add_marker(pytest.mark.redis)
@@ -120,6 +126,82 @@ def store_url(request: pytest.FixtureRequest) -> str:
     url = request.getfixturevalue(fixture)
     assert isinstance(url, str)
     return url
+
+
+@pytest.fixture(scope="session")
+def _pgvector_server() -> Iterator[tuple[str | None, str | None]]:
+    """``(admin URL, None)`` of a PostgreSQL with pgvector, or ``(None, why not)``."""
+    configured = Settings.from_env().pgvector_url
+    if configured:
+        yield configured, None
+        return
+    problems: list[str] = []
+    problem = postgres_problem()
+    if problem is None:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            found = conn.execute(
+                "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"
+            ).fetchone()
+        if found is not None:
+            yield f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test", None
+            return
+        problems.append(f"{PG_HOST}:{PG_PORT} has no pgvector extension")
+    else:
+        problems.append(f"{PG_HOST}:{PG_PORT}: {problem}")
+    from cutover.testing.postgres import LocalPostgres, LocalPostgresError, bundled_bin_dir
+
+    if bundled_bin_dir() is None:
+        problems.append("pgserver (dev extra) is not installed")
+        yield None, "; ".join(problems)
+        return
+    server = LocalPostgres()
+    try:
+        url = server.start()
+    except LocalPostgresError as exc:
+        problems.append(f"bundled PostgreSQL: {_one_line(exc)}")
+        yield None, "; ".join(problems)
+        return
+    try:
+        yield url, None
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pgvector_url(_pgvector_server: tuple[str | None, str | None]) -> Iterator[str]:
+    """A fresh database with the ``vector`` extension, dropped afterwards.
+
+    Without the right to create databases (a ``CUTOVER_PGVECTOR_URL`` of a
+    plain role), the configured database itself is used.
+    """
+    admin, why = _pgvector_server
+    if admin is None:
+        service_unavailable("PostgreSQL with pgvector", why or "unavailable")
+    import psycopg
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    name = f"cutover_vec_{uuid.uuid4().hex[:16]}"
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.Error:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        yield admin
+        return
+    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 def redis_problem(host: str = REDIS_HOST, port: int = REDIS_PORT) -> str | None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from cutover.errors import InputError
 
@@ -28,4 +29,50 @@ def read_yaml_file(path: str | Path, error: type[InputError]) -> Any:
         ) from None
 
 
-__all__ = ["read_yaml_file"]
+def yaml_line(path: str | Path, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the YAML node at ``loc`` (keys and list indexes), or its nearest parent."""
+    try:
+        node = yaml.compose(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if node is None:
+        return None
+    line: int = node.start_mark.line + 1
+    for part in loc:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                    child = value
+                    line = key.start_mark.line + 1
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            child = node.value[part]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line
+
+
+def validation_input_error(
+    exc: ValidationError, path: str | Path, error: type[InputError]
+) -> InputError:
+    """The first error of a pydantic validation of a YAML file, as ``error`` (file, line, field)."""
+    first = exc.errors()[0]
+    loc = tuple(part for part in first["loc"] if not _is_union_tag(part))
+    field = ".".join(str(part) for part in loc) or None
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return error(message, path=str(path), line=yaml_line(path, loc), field=field)
+
+
+def _is_union_tag(part: Any) -> bool:
+    """pydantic adds the member type of a union to the location (``float``, ``str``...)."""
+    return isinstance(part, str) and part in {"float", "int", "str", "bool", "none"}
+
+
+__all__ = ["read_yaml_file", "validation_input_error", "yaml_line"]

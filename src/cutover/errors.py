@@ -8,10 +8,21 @@
     │   ├── SuiteError               a suite file is malformed (file, line, field)
     │   ├── RecordedOutputsError     a recorded-outputs JSONL file is malformed
     │   ├── GatewayConfigError       a gateway config file is invalid (file, line, field)
-    │   └── MissingKeyError          a provider key is not in the environment
+    │   ├── MissingKeyError          a provider key is not in the environment
+    │   ├── CorpusError              a corpus, queries, qrels, changes or priority
+    │   │                            file is malformed (file, line, field)
+    │   ├── EmbeddingModelError      an embedding model spec is invalid, or its
+    │   │                            extra is not installed
+    │   ├── VectorIndexError         an index or alias operation is refused: unknown
+    │   │                            name, wrong dimensions or model, still in use
+    │   ├── PlanError                a rollout plan file is invalid (file, line, field)
+    │   └── ScenarioError            a rollout simulation scenario is invalid
+    │                                (file, line, field)
     ├── StoreError                   the database cannot be opened or migrated
     ├── RunAbortedError              a run stopped early (unreachable target,
-    │                                rejected key, Ctrl-C); what was recorded stays
+    │   │                            rejected key, Ctrl-C); what was recorded stays
+    │   └── BuildAbortedError        an embedding build stopped (the model failed
+    │                                for good); committed batches stay
     └── ProviderError                one call to a model failed
         ├── PermanentProviderError   retrying will not help
         │   ├── ProviderAuthError        401/403
@@ -88,6 +99,31 @@ class MissingKeyError(InputError):
     """A provider needs an API key that the environment does not hold."""
 
 
+class CorpusError(InputError):
+    """A corpus, queries, qrels, changes or priority file is malformed."""
+
+
+class EmbeddingModelError(InputError):
+    """An embedding model spec is invalid, or the extra it needs is not installed."""
+
+
+class VectorIndexError(InputError):
+    """An embedding index or alias operation is refused.
+
+    The index or alias does not exist, the vectors do not fit the index
+    (dimensions, model), or the index is still in use (behind an alias, or
+    within its keep-warm period).
+    """
+
+
+class PlanError(InputError):
+    """A rollout plan (``plan.yaml``) is invalid."""
+
+
+class ScenarioError(InputError):
+    """A rollout simulation scenario (``scenario.yaml``) is invalid."""
+
+
 class StoreError(CutoverError):
     """The store cannot be opened, migrated or written."""
 
@@ -102,6 +138,14 @@ class RunAbortedError(CutoverError):
         super().__init__(message)
         self.run_id = run_id
         self.recorded = recorded
+
+
+class BuildAbortedError(RunAbortedError):
+    """An embedding build stopped before the end (the model failed for good).
+
+    ``run_id`` is the index name, ``recorded`` the documents committed by this
+    run; every committed batch stays and the same command resumes.
+    """
 
 
 class ProviderError(CutoverError):
@@ -170,12 +214,16 @@ class MalformedResponseError(TransientProviderError):
 
 
 __all__ = [
+    "BuildAbortedError",
+    "CorpusError",
     "CutoverError",
+    "EmbeddingModelError",
     "GatewayConfigError",
     "InputError",
     "MalformedResponseError",
     "MissingKeyError",
     "PermanentProviderError",
+    "PlanError",
     "ProviderAuthError",
     "ProviderConnectionError",
     "ProviderError",
@@ -185,8 +233,10 @@ __all__ = [
     "RateLimitedError",
     "RecordedOutputsError",
     "RunAbortedError",
+    "ScenarioError",
     "StoreError",
     "SuiteError",
     "TargetSpecError",
     "TransientProviderError",
+    "VectorIndexError",
 ]

@@ -11,7 +11,14 @@ argument; nothing else reads ``os.environ``. Nothing is cached: call
                            processes
 ``CUTOVER_REQUIRE_SERVICES``  ``1``/``true``/``yes``: tests that need
                            PostgreSQL or Redis fail instead of skipping
+``CUTOVER_PGVECTOR_URL``   the PostgreSQL database (with the ``vector``
+                           extension) for ``pgvector`` embedding indexes;
+                           default: the store's, when it is PostgreSQL
+``USER`` / ``LOGNAME``     who is named in audit events when no actor is given
 =========================  ===================================================
+
+Embedding indexes of the ``embedded`` backend live under
+``<CUTOVER_HOME>/indexes/<name>/`` (:attr:`Settings.indexes_dir`).
 """
 
 from __future__ import annotations
@@ -31,6 +38,13 @@ class Settings:
     home: Path
     database_url: str
     require_services: bool = False
+    pgvector_url: str | None = None
+    user: str = ""
+
+    @property
+    def indexes_dir(self) -> Path:
+        """Where ``embedded`` embedding indexes live: ``<home>/indexes``."""
+        return self.home / "indexes"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -43,7 +57,15 @@ class Settings:
         if not database_url:
             database_url = f"sqlite:///{home / 'cutover.db'}"
         require = source.get("CUTOVER_REQUIRE_SERVICES", "").strip().lower() in _TRUE
-        return cls(home=home, database_url=database_url, require_services=require)
+        pgvector_url = source.get("CUTOVER_PGVECTOR_URL", "").strip() or None
+        user = (source.get("USER") or source.get("LOGNAME") or "").strip()
+        return cls(
+            home=home,
+            database_url=database_url,
+            require_services=require,
+            pgvector_url=pgvector_url,
+            user=user,
+        )
 
 
 __all__ = ["Settings"]

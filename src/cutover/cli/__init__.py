@@ -7,6 +7,7 @@ import typer
 from cutover import __version__
 from cutover.cli.compare import compare_command
 from cutover.cli.demo import demo_command
+from cutover.cli.embeddings import embeddings_app
 from cutover.cli.gateway import gateway_command
 from cutover.cli.runs import report_command, runs_app
 from cutover.cli.suite import suite_app
@@ -22,6 +23,7 @@ app.command("compare")(compare_command)
 app.command("demo")(demo_command)
 app.command("gateway")(gateway_command)
 app.command("report")(report_command)
+app.add_typer(embeddings_app, name="embeddings")
 app.add_typer(runs_app, name="runs")
 app.add_typer(suite_app, name="suite")
 

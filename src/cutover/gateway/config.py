@@ -30,7 +30,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -41,7 +40,7 @@ from pydantic import (
     model_validator,
 )
 
-from cutover._files import read_yaml_file
+from cutover._files import read_yaml_file, validation_input_error
 from cutover.errors import GatewayConfigError, TargetSpecError
 from cutover.targets import Target, parse_target
 
@@ -216,41 +215,7 @@ def load_gateway_config(path: str | Path) -> GatewayConfig:
     try:
         return GatewayConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(first["loc"])
-        field = ".".join(str(part) for part in loc) or None
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise GatewayConfigError(message, path=str(p), line=_line_of(p, loc), field=field) from None
-
-
-def _line_of(path: Path, loc: tuple[Any, ...]) -> int | None:
-    """The 1-based line of the YAML node at ``loc`` (or its nearest parent)."""
-    try:
-        node = yaml.compose(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
-    if node is None:
-        return None
-    line: int = node.start_mark.line + 1
-    for part in loc:
-        child: yaml.Node | None = None
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                    child = value
-                    line = key.start_mark.line + 1
-                    break
-        elif (
-            isinstance(node, yaml.SequenceNode)
-            and isinstance(part, int)
-            and 0 <= part < len(node.value)
-        ):
-            child = node.value[part]
-            line = child.start_mark.line + 1
-        if child is None:
-            break
-        node = child
-    return line
+        raise validation_input_error(exc, p, GatewayConfigError) from None
 
 
 __all__ = [

@@ -41,6 +41,7 @@ from cutover.gateway._errors import (
 from cutover.gateway.admin import AdminAPI
 from cutover.gateway.anthropic_api import AnthropicEndpoints, anthropic_url_and_headers
 from cutover.gateway.config import GatewayConfig, RouteConfig, StickyKey
+from cutover.gateway.embeddings_api import EmbeddingsSearch
 from cutover.gateway.feedback import handle_feedback
 from cutover.gateway.log import (
     LogStore,
@@ -201,6 +202,7 @@ class Gateway:
             config.log, self.metrics, _request_log(config, self.metrics, access)
         )
         self.anthropic = AnthropicEndpoints(self)
+        self.embeddings = EmbeddingsSearch(config.store)
         self.route_state = RouteState.for_config(config, store)
         self.shadow: Shadow | RemoteShadow
         if self.worker is not None:
@@ -235,6 +237,7 @@ class Gateway:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics_endpoint)
         app.router.add_post("/v1/feedback", self.feedback)
+        app.router.add_post("/v1/embeddings/search", self.embeddings_search)
         AdminAPI(self).register(app)
         app.cleanup_ctx.append(self._session_ctx)
         app.cleanup_ctx.append(self._log_ctx)
@@ -284,6 +287,7 @@ class Gateway:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(log.flush(), 5.0)
                 await log.close()
+            await asyncio.to_thread(self.embeddings.close)
 
     async def _route_state_ctx(self, app: web.Application) -> AsyncIterator[None]:
         """The shared route weights: loaded before serving, kept in step until the end."""
@@ -313,6 +317,11 @@ class Gateway:
         return web.Response(
             body=self.metrics.render(), headers={"Content-Type": self.metrics.content_type}
         )
+
+    async def embeddings_search(self, request: web.Request) -> web.Response:
+        if self._client_key(request) is None:
+            return unauthorized({})
+        return await self.embeddings.handle(request, {})
 
     async def feedback(self, request: web.Request) -> web.Response:
         if self._client_key(request) is None:

@@ -476,6 +476,9 @@ TABLES = (
     "gateway_requests",
     "gateway_routes",
     "gateway_audit",
+    "embedding_indexes",
+    "embedding_aliases",
+    "embedding_alias_events",
 )
 """Every table the store owns, in creation order."""
 

@@ -14,6 +14,11 @@ Each server also runs from the command line until killed::
 
     python -m cutover.testing.openai_server --port 18080 --latency-ms 100
     python -m cutover.testing.anthropic_server --port 18081 --latency-ms 100
+    python -m cutover.testing.embeddings_server --port 18082
+
+Synchronous code runs a server on a loop in a background thread with
+:func:`serve_in_thread`. :mod:`cutover.testing.postgres` starts a throwaway
+PostgreSQL with pgvector (the binaries bundled by ``pgserver``).
 """
 
 from __future__ import annotations
@@ -31,9 +36,11 @@ from cutover.testing._respond import (
     example_value,
 )
 from cutover.testing._server import ReceivedRequest, WireServer
+from cutover.testing._thread import serve_in_thread
 
 if TYPE_CHECKING:
     from cutover.testing.anthropic_server import AnthropicServer
+    from cutover.testing.embeddings_server import EmbeddingsServer
     from cutover.testing.openai_server import OpenAIServer
 
 
@@ -48,11 +55,16 @@ def __getattr__(name: str) -> Any:
         from cutover.testing.anthropic_server import AnthropicServer
 
         return AnthropicServer
+    if name == "EmbeddingsServer":
+        from cutover.testing.embeddings_server import EmbeddingsServer
+
+        return EmbeddingsServer
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
     "AnthropicServer",
+    "EmbeddingsServer",
     "Fault",
     "FaultKind",
     "FaultQueue",
@@ -66,4 +78,5 @@ __all__ = [
     "WireServer",
     "default_responder",
     "example_value",
+    "serve_in_thread",
 ]
