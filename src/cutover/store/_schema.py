@@ -479,6 +479,8 @@ TABLES = (
     "embedding_indexes",
     "embedding_aliases",
     "embedding_alias_events",
+    "rollouts",
+    "rollout_events",
 )
 """Every table the store owns, in creation order."""
 

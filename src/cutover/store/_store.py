@@ -34,6 +34,7 @@ from cutover.settings import Settings
 from cutover.store import migrations
 from cutover.store._embeddings import EmbeddingRegistryMixin
 from cutover.store._gateway import GatewayLogMixin
+from cutover.store._rollouts import RolloutMixin
 from cutover.store._routes import RouteStateMixin
 from cutover.store._schema import (
     ARMS,
@@ -161,7 +162,7 @@ def _chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
         yield chunk
 
 
-class Store(GatewayLogMixin, RouteStateMixin, EmbeddingRegistryMixin):
+class Store(GatewayLogMixin, RouteStateMixin, EmbeddingRegistryMixin, RolloutMixin):
     """The database of runs, cases, observations, pairs and cached responses.
 
     Open with :meth:`Store.open` (or :func:`cutover.store.open_store`); use as

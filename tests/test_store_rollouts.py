@@ -1,0 +1,91 @@
+"""Rollout state and record in the store (SQLite and PostgreSQL), and the per-arm window."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cutover.store import GatewayRequestRow, open_store
+from cutover.store._rollouts import RolloutActiveError
+
+PLAN = {"route": "bot", "stages": [{"weight": 1}, {"weight": 100}], "gates": []}
+
+
+def test_one_active_rollout_per_route_and_its_record(store_url: str) -> None:
+    with open_store(store_url) as store:
+        first = store.create_rollout("bot", PLAN, "h1", owner="oncall@x", actor="ana")
+        assert (first.status, first.stage, first.active) == ("running", 0, True)
+        with pytest.raises(RolloutActiveError, match="already has an active rollout"):
+            store.create_rollout("bot", PLAN, "h1", owner=None, actor="bo")
+        other = store.create_rollout("other", PLAN, "h1", owner=None, actor="bo")
+        assert other.id != first.id
+
+        moved = store.update_rollout(
+            first.id,
+            event="promote",
+            actor="controller",
+            stage=1,
+            weight_before=1.0,
+            weight_after=100.0,
+            detail={"gates": [{"metric": "error_rate", "estimate": 0.001}]},
+        )
+        assert moved is not None and moved.stage == 1
+        assert moved.stage_started_at > first.stage_started_at
+        # a change conditioned on a status it no longer has does nothing
+        assert (
+            store.update_rollout(first.id, event="x", actor="a", expect_status=("paused",)) is None
+        )
+        done = store.update_rollout(
+            first.id, event="complete", actor="controller", status="promoted"
+        )
+        assert done is not None and not done.active
+        again = store.create_rollout("bot", PLAN, "h2", owner=None, actor="ana")  # allowed now
+        assert store.latest_rollout("bot") == again
+
+        events = store.rollout_events(first.id)
+        assert [(e.kind, e.stage, e.actor) for e in events] == [
+            ("start", 0, "ana"),
+            ("promote", 1, "controller"),
+            ("complete", 1, "controller"),
+        ]
+        assert events[1].detail == {"gates": [{"metric": "error_rate", "estimate": 0.001}]}
+        assert (events[1].weight_before, events[1].weight_after) == (1.0, 100.0)
+        with pytest.raises(ValueError, match="unknown rollout status"):
+            store.update_rollout(first.id, event="x", actor="a", status="exploded")
+
+
+def test_gateway_window_per_arm(store_url: str) -> None:
+    t0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+    def row(i: int, arm: str, status: int = 200, score: float | None = None) -> GatewayRequestRow:
+        return GatewayRequestRow(
+            request_id=f"r{i}",
+            ts=t0 + timedelta(seconds=i),
+            route="bot",
+            arm=arm,
+            target="openai:m",
+            status=status,
+            latency_ms=100.0 + i,
+            ttft_ms=10.0,
+            cost_usd=0.001,
+            key_hash=f"k{i % 3}",
+        )
+
+    with open_store(store_url) as store:
+        rows = [row(i, "baseline") for i in range(6)] + [
+            row(10, "candidate", 503),
+            row(11, "candidate"),
+            row(12, "none", 401),
+        ]
+        store.write_gateway_requests(rows)
+        store.record_feedback("r1", -1.0)
+        store.record_feedback("r2", 1.0)
+        window = store.gateway_window("bot", t0 + timedelta(seconds=1))
+        late = store.gateway_window("bot", t0, t0 + timedelta(seconds=3))
+    base, cand = window["baseline"], window["candidate"]
+    assert (base.requests, base.errors, base.feedback, base.negative_feedback) == (5, 0, 2, 1)
+    assert base.latency_ms == [101.0, 102.0, 103.0, 104.0, 105.0]
+    assert (cand.requests, cand.errors, cand.latency_ms) == (2, 1, [111.0])
+    assert base.sticky_keys == {"k0", "k1", "k2"}
+    assert late["baseline"].requests == 3 and late["candidate"].requests == 0
