@@ -175,9 +175,9 @@ async def test_kill_halfway_then_resume_repeats_no_finished_call(tmp_path: Path)
 
 
 async def test_ctrl_c_marks_interrupted_and_exits_130(tmp_path: Path) -> None:
-    suite = write_suite(tmp_path / "suite.yaml", 40, with_tool=False)
+    suite = write_suite(tmp_path / "suite.yaml", 80, with_tool=False)
     db_path = tmp_path / "c.db"
-    async with OpenAIServer(latency_s=0.15) as server:
+    async with OpenAIServer(latency_s=0.3) as server:  # ~6 s of work: Ctrl-C lands mid-run
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "cutover", "compare", "--suite", str(suite),
             "--old", f"openai:a@{server.base_url}", "--new", f"openai:b@{server.base_url}",

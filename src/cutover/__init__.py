@@ -8,7 +8,9 @@ The public API. Everything the CLI does can be done from here::
 __version__ = "0.1.0.dev0"
 
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cutover._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from cutover.analysis import TargetSummary, summarize
@@ -104,19 +106,6 @@ _EXPORTS = MappingProxyType(
 )
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cutover' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
-
 __all__ = [
     "AnalysisOptions",
     "Assertion",
@@ -172,3 +161,5 @@ __all__ = [
     "summarize",
     "write_json_report",
 ]
+
+__getattr__, __dir__ = lazy_exports("cutover", _EXPORTS, __all__)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from cutover.errors import InputError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def read_yaml_file(path: str | Path, error: type[InputError]) -> Any:
@@ -75,4 +78,31 @@ def _is_union_tag(part: Any) -> bool:
     return isinstance(part, str) and part in {"float", "int", "str", "bool", "none"}
 
 
-__all__ = ["read_yaml_file", "validation_input_error", "yaml_line"]
+ErrorFactory = Callable[[ValidationError, Path, type[InputError]], InputError]
+
+
+def load_yaml_model(
+    path: str | Path,
+    model: type[M],
+    error: type[InputError],
+    *,
+    expected: str,
+    to_error: ErrorFactory | None = None,
+) -> M:
+    """A YAML mapping file validated as ``model``; errors name the file, the line and the field.
+
+    ``expected`` says what the top level should be (for a file that is not a
+    mapping); ``to_error`` turns a validation error into ``error`` (default:
+    :func:`validation_input_error`).
+    """
+    p = Path(path)
+    data = read_yaml_file(p, error)
+    if not isinstance(data, dict):
+        raise error(f"expected {expected}", path=str(p), line=1)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise (to_error or validation_input_error)(exc, p, error) from None
+
+
+__all__ = ["load_yaml_model", "read_yaml_file", "validation_input_error", "yaml_line"]

@@ -9,6 +9,7 @@ from cutover.cli.compare import compare_command
 from cutover.cli.demo import demo_command
 from cutover.cli.embeddings import embeddings_app
 from cutover.cli.gateway import gateway_command
+from cutover.cli.rollout import rollout_app
 from cutover.cli.runs import report_command, runs_app
 from cutover.cli.suite import suite_app
 
@@ -24,6 +25,7 @@ app.command("demo")(demo_command)
 app.command("gateway")(gateway_command)
 app.command("report")(report_command)
 app.add_typer(embeddings_app, name="embeddings")
+app.add_typer(rollout_app, name="rollout")
 app.add_typer(runs_app, name="runs")
 app.add_typer(suite_app, name="suite")
 

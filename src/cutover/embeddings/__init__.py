@@ -21,7 +21,9 @@ itself imports its submodules on first use.
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cutover._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from cutover.embeddings._types import CorpusSnapshot, Hit, IndexMeta
@@ -87,19 +89,6 @@ _EXPORTS = MappingProxyType(
 )
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cutover.embeddings' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
-
 __all__ = [
     "BuildResult",
     "Change",
@@ -131,3 +120,5 @@ __all__ = [
     "search_vectors",
     "set_alias",
 ]
+
+__getattr__, __dir__ = lazy_exports("cutover.embeddings", _EXPORTS, __all__)

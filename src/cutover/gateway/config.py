@@ -35,12 +35,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from cutover._files import read_yaml_file, validation_input_error
+from cutover._files import load_yaml_model
 from cutover.errors import GatewayConfigError, TargetSpecError
 from cutover.targets import Target, parse_target
 
@@ -206,16 +205,12 @@ def with_budget_share(config: GatewayConfig, share: float) -> GatewayConfig:
 
 def load_gateway_config(path: str | Path) -> GatewayConfig:
     """Read and validate ``path``; errors name the file, the line and the field."""
-    p = Path(path)
-    data = read_yaml_file(p, GatewayConfigError)
-    if not isinstance(data, dict):
-        raise GatewayConfigError(
-            "expected a mapping with 'client_keys' and 'routes'", path=str(p), line=1
-        )
-    try:
-        return GatewayConfig.model_validate(data)
-    except ValidationError as exc:
-        raise validation_input_error(exc, p, GatewayConfigError) from None
+    return load_yaml_model(
+        path,
+        GatewayConfig,
+        GatewayConfigError,
+        expected="a mapping with 'client_keys' and 'routes'",
+    )
 
 
 __all__ = [

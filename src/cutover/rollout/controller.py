@@ -1,0 +1,341 @@
+"""The rollout controller: runs a plan against the gateways through the shared store.
+
+The gateways and the controller share one store (PostgreSQL for several
+replicas). Everything the controller knows is there, so it can stop and start
+again at any moment:
+
+- the ``rollouts`` row is its state (plan, status, stage, when the stage
+  began); a restarted ``cutover rollout start`` with the same plan resumes the
+  active rollout of the route at the stage it was in;
+- weights are changed through the store's audited route state
+  (:meth:`~cutover.store.Store.set_gateway_route_weight`), which every replica
+  follows within a second (LISTEN/NOTIFY);
+- the evidence is the gateways' request log: both arms of the route over the
+  same window, from the start of the current stage
+  (:meth:`~cutover.store.Store.gateway_window`);
+- every decision is an event of the rollout's record with the metrics that
+  drove it (each gate's estimate and interval).
+
+One look (:meth:`Controller.step`): read the window, judge the stage
+(:func:`cutover.rollout.decide.decide_stage`: sequential tests that stay valid
+under continuous looks), then promote (next stage's weight), roll back
+(weight 0 at once), or hold. A hold is recorded when its cause changes, not at
+every look. If the store cannot be read the controller holds (it never acts
+blind), alerts the webhooks once, and keeps trying.
+
+Notifications are ``POST``\\ s of a JSON body to each ``notify`` URL (5 s
+timeout); a failed one is recorded as a ``notify_failed`` event and never
+stops the rollout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import numpy as np
+
+from cutover.errors import CutoverError, InputError, StoreError
+from cutover.rollout.decide import (
+    ArmWindow,
+    Counts,
+    Moments,
+    StageDecision,
+    StageWindow,
+    decide_stage,
+)
+from cutover.rollout.plan import Plan
+from cutover.store import Store
+from cutover.store._rollouts import ArmLog, RolloutRow
+from cutover.store._schema import utcnow
+from cutover.targets import parse_target
+
+NOTIFY_TIMEOUT_S = 5.0
+ACTOR = "rollout-controller"
+
+logger = logging.getLogger(__name__)
+
+
+class RolloutError(InputError):
+    """A rollout cannot start or act: the route is not served, the plan does not fit it."""
+
+
+def plan_data(plan: Plan) -> dict[str, Any]:
+    """The plan as stored (JSON data that :class:`Plan` validates again)."""
+    return plan.model_dump(mode="json")
+
+
+def plan_hash(plan: Plan) -> str:
+    return hashlib.sha256(json.dumps(plan_data(plan), sort_keys=True).encode()).hexdigest()
+
+
+def arm_window(log: ArmLog) -> ArmWindow:
+    """One arm of the request log, as the analysis takes it."""
+    return ArmWindow(
+        requests=log.requests,
+        errors=log.errors,
+        units=len(log.sticky_keys) or None,
+        latency_ms=np.asarray(log.latency_ms) if log.latency_ms else None,
+        ttft_ms=np.asarray(log.ttft_ms) if log.ttft_ms else None,
+        cost_usd=Moments.of(log.cost_usd) if log.cost_usd else None,
+        negative_feedback=Counts(log.negative_feedback, log.feedback) if log.feedback else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Look:
+    """What one look did: the decision (``None`` if the store could not be read) and the row."""
+
+    decision: StageDecision | None
+    rollout: RolloutRow | None
+    action: str
+    """``promote``, ``complete``, ``rollback``, ``hold``, ``paused``, ``idle`` (ended, e.g. by
+    a manual rollback) or ``blind`` (the store could not be reached)."""
+
+
+class Controller:
+    """Drives one rollout (see the module docs)."""
+
+    def __init__(
+        self,
+        store: Store,
+        plan: Plan,
+        *,
+        actor: str = ACTOR,
+        notify: Callable[[dict[str, Any]], Sequence[str]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.plan = plan
+        self.actor = actor
+        self._notify = notify or post_webhooks(plan.notify)
+        self._clock = clock
+        self._last_hold: str | None = None
+        self._blind_since: float | None = None
+        self.rollout_id: str | None = None
+
+    # -- start or resume ---------------------------------------------------------------
+
+    def start(self) -> RolloutRow:
+        """Start the plan's rollout, or resume the route's active one if it has this plan."""
+        plan, store = self.plan, self.store
+        route = store.gateway_route(plan.route)
+        if route is None:
+            raise RolloutError(
+                f"route '{plan.route}' is not in the store: start a gateway that serves it "
+                "with this store first",
+                field="route",
+            )
+        if route.candidate is None:
+            raise RolloutError(
+                f"route '{plan.route}' has no candidate in the gateway config", field="candidate"
+            )
+        if route.candidate != parse_target(plan.candidate).spec:
+            raise RolloutError(
+                f"the plan's candidate {plan.candidate} is not the route's candidate "
+                f"{route.candidate}",
+                field="candidate",
+                hint="the gateway config decides which target the candidate arm calls",
+            )
+        digest = plan_hash(plan)
+        current = store.latest_rollout(plan.route)
+        if current is not None and current.active:
+            if current.plan_hash != digest:
+                raise RolloutError(
+                    f"route '{plan.route}' has an active rollout ({current.id}) with another "
+                    "plan; roll it back or stop it first",
+                    field="route",
+                )
+            self.rollout_id = current.id
+            store.update_rollout(current.id, event="resume_controller", actor=self.actor)
+            return current
+        row = store.create_rollout(
+            plan.route, plan_data(plan), digest, owner=plan.owner, actor=self.actor
+        )
+        self.rollout_id = row.id
+        self._set_weight(row, plan.stages[0].weight, event="stage_weight", stage=0)
+        self._send(row, "started", detail={"weight": plan.stages[0].weight})
+        return row
+
+    # -- one look ------------------------------------------------------------------------
+
+    def step(self) -> Look:
+        """Look once: judge the current stage and act on it."""
+        assert self.rollout_id is not None, "start() first"
+        try:
+            row = self.store.get_rollout(self.rollout_id)
+            if row is not None and row.status == "paused":
+                self.store.rollout_heartbeat(row.id)
+                return Look(None, row, "paused")
+            if row is None or row.status != "running":
+                return Look(None, row, "idle")
+            self.store.rollout_heartbeat(row.id)
+            logs = self.store.gateway_window(row.route, row.stage_started_at)
+        except StoreError as exc:
+            return self._blind(exc)
+        if self._blind_since is not None:
+            self._blind_since = None
+            logger.warning("the store is back; the rollout goes on")
+        elapsed = (utcnow() - row.stage_started_at).total_seconds()
+        window = StageWindow(
+            baseline=arm_window(logs["baseline"]),
+            candidate=arm_window(logs["candidate"]),
+            elapsed_s=max(elapsed, 0.0),
+        )
+        decision = decide_stage(self.plan, row.stage, window)
+        try:
+            return self._act(row, decision)
+        except StoreError as exc:
+            return self._blind(exc)
+
+    def _act(self, row: RolloutRow, decision: StageDecision) -> Look:
+        detail = decision.to_dict()
+        if decision.outcome == "rollback":
+            after = self._set_weight(
+                row, 0.0, event="rollback", detail=detail, status="rolled_back"
+            )
+            self._send(after or row, "rolled_back", detail=detail)
+            return Look(decision, after, "rollback")
+        if decision.outcome == "promote":
+            last = len(self.plan.stages) - 1
+            if row.stage >= last:
+                after = self.store.update_rollout(
+                    row.id,
+                    event="complete",
+                    actor=self.actor,
+                    status="promoted",
+                    detail=detail,
+                    expect_status=("running",),
+                )
+                self._send(after or row, "promoted", detail=detail)
+                return Look(decision, after, "complete")
+            weight = self.plan.stages[row.stage + 1].weight
+            after = self._set_weight(
+                row, weight, event="promote", detail=detail, stage=row.stage + 1
+            )
+            self._send(after or row, "stage_promoted", detail=detail)
+            self._last_hold = None
+            return Look(decision, after, "promote")
+        if decision.cause != self._last_hold:  # a hold is recorded when its cause changes
+            self._last_hold = decision.cause
+            self.store.update_rollout(
+                row.id, event="hold", actor=self.actor, detail=detail, expect_status=("running",)
+            )
+            if decision.alert:
+                self._send(row, "alert", detail=detail)
+        return Look(decision, row, "hold")
+
+    def _blind(self, exc: CutoverError) -> Look:
+        """The store cannot be read or written: hold, alert once, keep trying."""
+        if self._blind_since is None:
+            self._blind_since = self._clock()
+            logger.warning("holding: the store cannot be reached (%s)", exc)
+            self._notify(
+                {
+                    "event": "store_unreachable",
+                    "route": self.plan.route,
+                    "rollout": self.rollout_id,
+                    "owner": self.plan.owner,
+                    "message": f"the rollout holds: {exc}",
+                }
+            )
+        return Look(None, None, "blind")
+
+    def _set_weight(
+        self,
+        row: RolloutRow,
+        weight: float,
+        *,
+        event: str,
+        detail: dict[str, Any] | None = None,
+        stage: int | None = None,
+        status: str | None = None,
+    ) -> RolloutRow | None:
+        """Set the route's weight (audited, announced to replicas) and record the event."""
+        changed = self.store.set_gateway_route_weight(
+            row.route, weight, actor=f"rollout:{row.id[:12]}", action=f"rollout_{event}"
+        )
+        before = changed[0].weight if changed is not None else None
+        return self.store.update_rollout(
+            row.id,
+            event=event,
+            actor=self.actor,
+            stage=stage,
+            status=status,
+            weight_before=before,
+            weight_after=weight,
+            detail=detail,
+        )
+
+    def _send(self, row: RolloutRow, event: str, *, detail: dict[str, Any] | None) -> None:
+        payload = {
+            "event": event,
+            "route": row.route,
+            "rollout": row.id,
+            "owner": self.plan.owner,
+            "stage": row.stage,
+            "status": row.status,
+            "decision": detail,
+        }
+        for failure in self._notify(payload):
+            self.store.update_rollout(
+                row.id, event="notify_failed", actor=self.actor, detail={"error": failure}
+            )
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def run(self, *, interval_s: float | None = None, max_looks: int | None = None) -> Look:
+        """Look every ``interval_s`` (default: the plan's ``check_interval``) until it ends."""
+        pause = self.plan.check_interval if interval_s is None else interval_s
+        looks = 0
+        while True:
+            look = await asyncio.to_thread(self.step)
+            looks += 1
+            if look.action in ("complete", "rollback", "idle"):
+                return look
+            if max_looks is not None and looks >= max_looks:
+                return look
+            await asyncio.sleep(pause)
+
+
+def post_webhooks(urls: Sequence[str]) -> Callable[[dict[str, Any]], list[str]]:
+    """A notifier POSTing the payload to every URL; returns the failures (never raises)."""
+
+    def notify(payload: dict[str, Any]) -> list[str]:
+        if not urls:
+            return []
+        return asyncio.run(_post_all(urls, payload))
+
+    return notify
+
+
+async def _post_all(urls: Sequence[str], payload: dict[str, Any]) -> list[str]:
+    failures: list[str] = []
+    timeout = aiohttp.ClientTimeout(total=NOTIFY_TIMEOUT_S)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        for url in urls:
+            try:
+                async with session.post(url, json=payload) as resp:
+                    if resp.status >= 300:
+                        failures.append(f"{url}: HTTP {resp.status}")
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                failures.append(f"{url}: {type(exc).__name__}: {exc}")
+    return failures
+
+
+__all__ = [
+    "ACTOR",
+    "Controller",
+    "Look",
+    "RolloutError",
+    "arm_window",
+    "plan_hash",
+    "post_webhooks",
+]

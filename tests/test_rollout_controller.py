@@ -1,0 +1,191 @@
+"""The rollout controller end to end: a real gateway on PostgreSQL, a local upstream, the plan.
+
+The gateway serves on a real port with its store worker writing the request
+log to PostgreSQL; traffic comes through the official OpenAI SDK from many
+sticky users; the controller reads the same database, judges each stage and
+sets the weights the gateway follows (LISTEN/NOTIFY). One rollout promotes to
+100%; in the other the candidate model fails a third of its requests and the
+controller rolls it back by itself. Each leaves a complete record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from aiohttp import web
+
+from cutover.gateway import Gateway, GatewayConfig
+from cutover.rollout.controller import Controller, RolloutError
+from cutover.rollout.plan import load_plan
+from cutover.store import open_store
+from cutover.testing import Fault, OpenAIServer
+
+pytestmark = pytest.mark.postgres
+
+KEY = "sk-client-1"
+BASE, CAND = "gpt-4o-mini", "gpt-4.1-mini"
+
+
+def write_plan(tmp_path: Path, upstream: str, **gate: Any) -> Path:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        f"""route: bot
+candidate: openai:{CAND}@{upstream}
+stages:
+  - {{weight: 20, min_requests: 150, min_duration: 0s}}
+  - {{weight: 50, min_requests: 150}}
+  - {{weight: 100}}
+gates:
+  - {{metric: error_rate, margin: 0.1, hard_limit: 0.25, critical: true}}
+  - {{metric: latency_p95_ms, margin: 200%}}
+owner: oncall@example.com
+check_interval: 1s
+"""
+    )
+    return plan
+
+
+@asynccontextmanager
+async def gateway(db: str, upstream: str) -> AsyncIterator[str]:
+    cfg = GatewayConfig.model_validate(
+        {
+            "client_keys": [KEY],
+            "store": db,
+            "log": {"flush_interval_s": 0.05},
+            "routes": {
+                "bot": {
+                    "baseline": f"openai:{BASE}@{upstream}",
+                    "candidate": f"openai:{CAND}@{upstream}",
+                    "weight": 0,
+                    "sticky": "user",
+                    "retries": 0,
+                }
+            },
+        }
+    )
+    runner = web.AppRunner(Gateway(cfg, env={}).app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+async def traffic(root: str, n: int, offset: int) -> dict[str, int]:
+    """``n`` requests from as many users; how many each arm served."""
+    async with openai.AsyncOpenAI(
+        base_url=f"{root}/v1", api_key=KEY, max_retries=0, timeout=10
+    ) as client:
+        return await _send(client, n, offset)
+
+
+async def _send(client: openai.AsyncOpenAI, n: int, offset: int) -> dict[str, int]:
+    arms = {"baseline": 0, "candidate": 0}
+
+    async def one(i: int) -> None:
+        try:
+            raw = await client.chat.completions.with_raw_response.create(
+                model="bot", messages=[{"role": "user", "content": "hi"}], user=f"u{offset + i}"
+            )
+            arms[raw.headers["x-cutover-arm"]] += 1
+        except openai.APIStatusError as exc:
+            arms[exc.response.headers["x-cutover-arm"]] += 1
+
+    for start in range(0, n, 50):
+        await asyncio.gather(*(one(i) for i in range(start, min(n, start + 50))))
+    return arms
+
+
+async def drive(controller: Controller, root: str, upstream: OpenAIServer, *, fail: bool) -> str:
+    """Traffic and looks until the rollout ends; its last action."""
+    offset = 0
+    for _ in range(60):
+        if fail:  # a third of the candidate's requests fail
+            upstream.faults.clear()
+            upstream.inject(Fault.status(500), model=CAND, times=60)
+        await traffic(root, 300, offset)
+        offset += 300
+        await asyncio.sleep(0.3)  # the store worker writes the log
+        look = await asyncio.to_thread(controller.step)
+        if look.action in ("complete", "rollback"):
+            return look.action
+    raise AssertionError("the rollout did not end")
+
+
+async def test_rollout_promotes_to_full_traffic_with_a_record(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    async with OpenAIServer() as upstream, gateway(postgres_url, upstream.base_url) as root:
+        await traffic(root, 10, 0)  # the gateway seeded its route in the store
+        plan = load_plan(write_plan(tmp_path, upstream.base_url))
+        with open_store(postgres_url) as store:
+            controller = Controller(store, plan, notify=lambda payload: [])
+            row = controller.start()
+            assert controller.start().id == row.id  # a restarted controller resumes it
+            action = await drive(controller, root, upstream, fail=False)
+            assert action == "complete"
+            final = store.get_rollout(row.id)
+            events = store.rollout_events(row.id)
+            route = store.gateway_route("bot")
+        arms = await traffic(root, 40, 10_000)  # the gateway follows: all on the candidate
+    assert final is not None and final.status == "promoted"
+    assert route is not None and route.weight == 100
+    assert arms == {"baseline": 0, "candidate": 40}
+    kinds = [e.kind for e in events]
+    assert kinds[:2] == ["start", "stage_weight"] and kinds[-1] == "complete"
+    promotions = [e for e in events if e.kind == "promote"]
+    assert [(e.weight_before, e.weight_after) for e in promotions] == [(20, 50), (50, 100)]
+    for event in promotions:
+        assert event.detail is not None and event.detail["outcome"] == "promote"
+        gates = {g["metric"]: g for g in event.detail["gates"]}
+        assert set(gates) == {"error_rate", "latency_p95_ms"}
+        assert all(g["status"] == "pass" and None not in g["interval"] for g in gates.values())
+        assert event.detail["requests"]["candidate"] >= 150
+
+
+async def test_injected_regression_is_rolled_back_automatically(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    async with OpenAIServer() as upstream, gateway(postgres_url, upstream.base_url) as root:
+        await traffic(root, 10, 0)
+        plan = load_plan(write_plan(tmp_path, upstream.base_url))
+        sent: list[dict[str, Any]] = []
+        with open_store(postgres_url) as store:
+            controller = Controller(store, plan, notify=lambda p: sent.append(p) or [])
+            row = controller.start()
+            action = await drive(controller, root, upstream, fail=True)
+            final = store.get_rollout(row.id)
+            events = store.rollout_events(row.id)
+            route = store.gateway_route("bot")
+            audit = store.gateway_audit(10)
+        upstream.faults.clear()
+        arms = await traffic(root, 40, 20_000)
+    assert action == "rollback"
+    assert final is not None and final.status == "rolled_back"
+    assert route is not None and route.weight == 0
+    assert arms == {"baseline": 40, "candidate": 0}  # every replica's users are back
+    rollback = events[-1]
+    assert rollback.kind == "rollback" and rollback.weight_after == 0
+    assert rollback.detail is not None and rollback.detail["outcome"] == "rollback"
+    error_gate = next(g for g in rollback.detail["gates"] if g["metric"] == "error_rate")
+    assert error_gate["candidate"] > 0.2 and error_gate["status"] in ("over_limit", "rollback")
+    assert [p["event"] for p in sent] == ["started", "rolled_back"]
+    assert audit[0].action == "rollout_rollback" and audit[0].actor.startswith("rollout:")
+
+
+async def test_plan_must_fit_the_route(tmp_path: Path, postgres_url: str) -> None:
+    async with OpenAIServer() as upstream, gateway(postgres_url, upstream.base_url) as root:
+        await traffic(root, 2, 0)
+        other = write_plan(tmp_path, "http://127.0.0.1:1/v1")
+        with open_store(postgres_url) as store:
+            with pytest.raises(RolloutError, match="not the route's candidate"):
+                Controller(store, load_plan(other)).start()
+            assert store.latest_rollout("bot") is None  # nothing changed
