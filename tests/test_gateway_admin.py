@@ -291,3 +291,60 @@ async def test_rollback_reaches_three_postgres_replicas_within_1s(
         worst = max(seen.values())
         print(f"\nrollback reached replicas 2 and 3 in {worst * 1000:.1f} ms (worst)")
         assert worst < 1.0
+
+
+async def test_drill_times_a_cohort_switch_on_every_replica(
+    upstream: OpenAIServer, http: aiohttp.ClientSession, postgres_url: str
+) -> None:
+    from cutover.rollout.drill import drill
+    from cutover.store import open_store
+
+    async with AsyncExitStack() as stack:
+        roots = [
+            await stack.enter_async_context(
+                gateway(config(upstream.base_url, store=postgres_url, weight=10))
+            )
+            for _ in range(3)
+        ]
+        with open_store(postgres_url) as store:
+            result = await drill(store, ALIAS, roots, admin_token=TOKEN)
+            route = store.gateway_route(ALIAS)
+            audit = store.gateway_audit(5)
+        print(f"\ndrill: {result.to_dict()}")
+        assert route is not None and route.weight == 10  # restored
+        to_candidate, back = result.switches
+        assert (to_candidate.to_arm, back.to_arm) == ("candidate", "baseline")
+        assert result.drill_weight == pytest.approx(10.01)
+        for switch in result.switches:
+            assert set(switch.seconds) == set(roots)
+            assert switch.worst is not None and switch.worst < 1.0
+        assert [a.action for a in audit[:2]] == ["drill", "drill"]
+        assert await _weights(http, roots) == [10, 10, 10]
+        # a real user outside the drill slice never moved
+        status, body = await get(http, f"{roots[0]}/admin/routes/{ALIAS}/arm?key={result.key}")
+        assert status == 200 and body["arm"] == "baseline"
+
+
+async def test_drill_command_prints_each_replica(upstream: OpenAIServer, postgres_url: str) -> None:
+    import os
+    import sys
+
+    async with AsyncExitStack() as stack:
+        roots = [
+            await stack.enter_async_context(
+                gateway(config(upstream.base_url, store=postgres_url, weight=100))
+            )
+            for _ in range(2)
+        ]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cutover", "rollout", "drill", "--route", ALIAS,
+            "--gateway", roots[0], "--gateway", roots[1], "--db", postgres_url,
+            env={**os.environ, "CUTOVER_ADMIN_TOKEN": TOKEN, "COLUMNS": "200"},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        stdout, stderr = await proc.communicate()
+    text = stdout.decode()
+    assert proc.returncode == 0, stderr.decode()
+    assert "weight 100% <-> 99.99%" in text  # at 100 the cohort comes from just below
+    assert "-> baseline" in text and "-> candidate" in text
+    assert all(root in text for root in roots) and " ms" in text

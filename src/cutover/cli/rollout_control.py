@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
     app.command("promote")(promote_command)
     app.command("rollback")(rollback_command)
     app.command("report")(report_command)
+    app.command("drill")(drill_command)
 
 
 def start_command(
@@ -164,6 +165,52 @@ def report_command(
     (out_dir / "rollout.json").write_text(json.dumps(data, indent=2) + "\n")
     (out_dir / "rollout.md").write_text(operations.record_markdown(data))
     err.print(f"record: {out_dir / 'rollout.md'} ({len(data['events'])} events)", highlight=False)
+
+
+def drill_command(
+    route: RouteArg,
+    gateway: Annotated[
+        list[str],
+        typer.Option("--gateway", "-g", help="A gateway replica's root URL (repeat for each)."),
+    ],
+    admin_token: Annotated[
+        str,
+        typer.Option(
+            "--admin-token", envvar="CUTOVER_ADMIN_TOKEN", help="The gateways' admin token."
+        ),
+    ],
+    db: DbOption = None,
+    width: Annotated[
+        float,
+        typer.Option("--width", min=0.0001, max=1.0, help="Percent of keys in the test cohort."),
+    ] = 0.01,
+) -> None:
+    """Move a test cohort to the candidate and back; how long each switch took per replica.
+
+    Exit 1 if a replica took 1 s or more (or did not switch within 10 s).
+    """
+    import asyncio
+
+    from cutover.rollout.drill import drill
+
+    with cli_errors(), open_store(db) as store:
+        result = asyncio.run(
+            drill(store, route, list(gateway), admin_token=admin_token, width=width)
+        )
+    table = Table(title=f"drill on {route}: weight {result.weight:g}% <-> {result.drill_weight:g}%")
+    table.add_column("replica")
+    for switch in result.switches:
+        table.add_column(f"-> {switch.to_arm}", justify="right")
+    for url in gateway:
+        cells = []
+        for switch in result.switches:
+            seconds = switch.seconds[url]
+            cells.append("did not switch" if seconds is None else f"{seconds * 1000:.0f} ms")
+        table.add_row(url, *cells)
+    out.print(table)
+    worst = [s.worst for s in result.switches]
+    slow = any(w is None or w >= 1.0 for w in worst)
+    raise typer.Exit(1 if slow else 0)
 
 
 def _fmt(value: float | None) -> str:

@@ -8,6 +8,8 @@ constant time); without an ``admin_token`` in the config the API is closed.
 - ``POST /admin/routes/{alias}/weight`` ``{"weight": 0-100, "actor": "..."}``.
 - ``POST /admin/routes/{alias}/rollback`` ``{"actor": "..."}``: weight 0 at once.
 - ``GET /admin/audit?limit=N``: the newest changes (who, when, before, after).
+- ``GET /admin/routes/{alias}/arm?key=K``: the arm this replica gives sticky key ``K``
+  now (no upstream call); ``cutover rollout drill`` polls it on every replica.
 
 Errors are OpenAI-shaped: 400 naming the field, 401, 404 for an unknown alias.
 """
@@ -22,6 +24,7 @@ import orjson
 from aiohttp import web
 
 from cutover.gateway._errors import error_response
+from cutover.gateway.routing import assign
 from cutover.store._routes import AuditRow, RouteRow
 
 if TYPE_CHECKING:
@@ -56,6 +59,7 @@ class AdminAPI:
         app.router.add_post("/admin/routes/{alias}/weight", self.set_weight)
         app.router.add_post("/admin/routes/{alias}/rollback", self.rollback)
         app.router.add_get("/admin/audit", self.audit)
+        app.router.add_get("/admin/routes/{alias}/arm", self.arm)
 
     # -- auth -----------------------------------------------------------------------
 
@@ -87,6 +91,37 @@ class AdminAPI:
         state = self.gateway.route_state
         views = [self._view(row) for row in state.rows()]
         return _json({"routes": views, "shared": state.shared})
+
+    def _not_found(self, alias: str) -> web.Response:
+        return error_response(
+            404,
+            f"no route '{alias}'; routes: {', '.join(sorted(self.gateway.routes))}",
+            error_type="invalid_request_error",
+            code="route_not_found",
+            param="alias",
+            headers=_NO_HEADERS,
+        )
+
+    async def arm(self, request: web.Request) -> web.Response:
+        """The arm this replica gives a sticky key now (no upstream call): for drills."""
+        if (denied := self._denied(request)) is not None:
+            return denied
+        alias = request.match_info["alias"]
+        route = self.gateway.routes.get(alias)
+        key = request.query.get("key")
+        if route is None:
+            return self._not_found(alias)
+        if not key:
+            return _bad("key", "'key' (a sticky key, in the query string) is required.")
+        weight = self.gateway.route_state.weight(alias)
+        assignment = assign(
+            alias,
+            key,
+            weight=weight,
+            has_candidate=route.candidate is not None,
+            allow=route.allow,
+        )
+        return _json({"route": alias, "arm": assignment.arm.value, "weight": weight})
 
     async def set_weight(self, request: web.Request) -> web.Response:
         if (denied := self._denied(request)) is not None:
@@ -138,14 +173,7 @@ class AdminAPI:
         alias = request.match_info["alias"]
         route = self.gateway.routes.get(alias)
         if route is None:
-            return error_response(
-                404,
-                f"no route '{alias}'; routes: {', '.join(sorted(self.gateway.routes))}",
-                error_type="invalid_request_error",
-                code="route_not_found",
-                param="alias",
-                headers=_NO_HEADERS,
-            )
+            return self._not_found(alias)
         if route.candidate is None and weight > 0:
             return _bad("weight", f"route '{alias}' has no candidate; only weight 0 is allowed.")
         result = await self.gateway.route_state.set_weight(

@@ -176,6 +176,10 @@ class GatewayConfig(BaseModel):
     admin_token: str | None = Field(default=None, min_length=1)
     store: str | None = None
     log: LogConfig = Field(default_factory=LogConfig)
+    failsafe_after_s: float | None = Field(default=300.0, gt=0.0)
+    """A route whose weight a rollout controller set falls back to the baseline (weight 0, in
+    this gateway only) when the store has been unreachable, or the rollout's controller silent,
+    for this long; ``null`` turns it off."""
     routes: dict[str, RouteConfig] = Field(min_length=1)
 
     @field_validator("routes")

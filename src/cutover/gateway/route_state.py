@@ -18,7 +18,13 @@ How a change reaches the other replicas:
 - No store: the weights live in this process only (tests, one replica).
 
 A database outage never stops traffic: the last weights known stay in force
-and the tasks keep retrying.
+and the tasks keep retrying, with one exception, the **failsafe**: a route
+whose weight was set by a rollout controller (``updated_by`` ``rollout:...``)
+falls back to weight 0 in this replica when the store has been unreachable
+for ``failsafe_after_s``, or when the route's running rollout has not heard
+from its controller (heartbeat) for that long. A canary nobody can watch is
+not left running. It is undone by the next successful read that shows a live
+controller, or by any change of the weight.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -62,6 +69,7 @@ class RouteState:
         *,
         poll_s: float | None = None,
         close_store: bool = True,
+        failsafe_after_s: float | None = None,
     ) -> None:
         now = utcnow()
         self._seeds = dict(seeds)
@@ -77,6 +85,11 @@ class RouteState:
         self._tasks: list[asyncio.Task[None]] = []
         self._audit: deque[AuditRow] = deque(maxlen=_AUDIT_IN_MEMORY)
         self._listening = asyncio.Event()
+        self._failsafe_after_s = failsafe_after_s
+        self._last_ok = time.monotonic()
+        self._silent_controllers: set[str] = set()
+        self.failsafe: set[str] = set()
+        """Routes held at weight 0 by the failsafe right now."""
 
     @classmethod
     def for_config(cls, config: GatewayConfig, store: object | None = None) -> RouteState:
@@ -89,12 +102,13 @@ class RouteState:
             )
             for alias, rc in config.routes.items()
         }
+        failsafe = config.failsafe_after_s
         if isinstance(store, Store):
             given = store
-            return cls(seeds, lambda: given, close_store=False)
+            return cls(seeds, lambda: given, close_store=False, failsafe_after_s=failsafe)
         if store is None and config.store is not None:
             url = config.store
-            return cls(seeds, lambda: Store.open(url))
+            return cls(seeds, lambda: Store.open(url), failsafe_after_s=failsafe)
         return cls(seeds, None)
 
     # -- the hot path -------------------------------------------------------------
@@ -177,7 +191,7 @@ class RouteState:
         if row.version < current.version:
             return  # an older read arriving late
         self._rows[row.alias] = row
-        self._weights[row.alias] = row.weight
+        self._weights[row.alias] = 0.0 if row.alias in self.failsafe else row.weight
 
     async def reload(self, alias: str | None = None) -> None:
         """Read one route (or all) from the store into memory."""
@@ -185,12 +199,60 @@ class RouteState:
         if store is None:
             return
         if alias is None:
-            for row in await asyncio.to_thread(store.gateway_routes):
+            rows = await asyncio.to_thread(store.gateway_routes)
+            self._silent_controllers = await asyncio.to_thread(self._silent, store, rows)
+            self._last_ok = time.monotonic()
+            for row in rows:
                 self._apply(row)
+            self.check_failsafe()
             return
         one = await asyncio.to_thread(store.gateway_route, alias)
+        self._last_ok = time.monotonic()
         if one is not None:
             self._apply(one)
+            self.check_failsafe()
+
+    def _silent(self, store: Store, rows: list[RouteRow]) -> set[str]:
+        """Routes whose running rollout's controller has not been heard for the failsafe time."""
+        limit = self._failsafe_after_s
+        if limit is None:
+            return set()
+        silent = set()
+        now = utcnow()
+        for row in rows:
+            if row.alias not in self._rows or not row.updated_by.startswith("rollout:"):
+                continue
+            rollout = store.latest_rollout(row.alias)
+            if rollout is None or rollout.status != "running":
+                continue
+            heard = rollout.heartbeat_at or rollout.updated_at
+            if (now - heard).total_seconds() > limit:
+                silent.add(row.alias)
+        return silent
+
+    def check_failsafe(self) -> None:
+        """Hold at 0 the routes a rollout set whose store or controller went quiet too long."""
+        limit = self._failsafe_after_s
+        if limit is None:
+            return
+        blind = time.monotonic() - self._last_ok > limit
+        for alias, row in self._rows.items():
+            held = row.updated_by.startswith("rollout:") and (
+                blind or alias in self._silent_controllers
+            )
+            if held and alias not in self.failsafe:
+                why = "the store is unreachable" if blind else "its rollout controller is silent"
+                logger.warning(
+                    "failsafe: route %s falls back to the baseline (%s for over %gs)",
+                    alias,
+                    why,
+                    limit,
+                )
+                self.failsafe.add(alias)
+            elif not held and alias in self.failsafe:
+                logger.warning("failsafe: route %s is back to weight %g", alias, row.weight)
+                self.failsafe.discard(alias)
+            self._weights[alias] = 0.0 if held else row.weight
 
     async def _poll_loop(self) -> None:
         while True:
@@ -210,6 +272,7 @@ class RouteState:
                     await self.reload()
             except Exception as exc:  # noqa: BLE001 - the store is down: keep the last weights
                 logger.warning("route state: reload failed (%s)", exc)
+            self.check_failsafe()
 
     async def _listen_loop(self) -> None:
         import psycopg
