@@ -203,8 +203,15 @@ def test_log_records_keep_the_store_rows_field_order() -> None:
     from cutover.gateway.log import LogRecord, rows_from_records
     from cutover.store import GatewayRequestRow
 
-    assert LogRecord._fields == tuple(f.name for f in fields(GatewayRequestRow))
+    stored = tuple(f.name for f in fields(GatewayRequestRow))
+    assert LogRecord._fields[:15] == stored[:15] and stored[15:] == ("refused",)
     record = LogRecord("req_1", 1_700_000_000.5, "r", "candidate", "openai:m", 429, 3.0, None, 1, 2)
     (row,) = rows_from_records([tuple(record)])
     assert row.ts == datetime.fromtimestamp(1_700_000_000.5, UTC) and row.ts.tzinfo is UTC
     assert (row.arm, row.status, row.input_tokens, row.output_tokens) == ("candidate", 429, 1, 2)
+    assert row.refused is None  # no answer text: not checked
+    refusing = record._replace(status=200, answer_text="I'm sorry, but I can't help with that.")
+    answering = record._replace(status=200, answer_text="Paris is the capital of France.")
+    rows = rows_from_records([tuple(refusing), tuple(answering)])
+    assert [r.refused for r in rows] == [True, False]
+    assert all(r.output is None for r in rows)  # the text is checked, not stored

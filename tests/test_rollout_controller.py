@@ -25,6 +25,7 @@ from cutover.rollout.controller import Controller, RolloutError
 from cutover.rollout.plan import load_plan
 from cutover.store import open_store
 from cutover.testing import Fault, OpenAIServer
+from cutover.testing._respond import WireRequest
 
 pytestmark = pytest.mark.postgres
 
@@ -44,6 +45,7 @@ stages:
 gates:
   - {{metric: error_rate, margin: 0.1, hard_limit: 0.25, critical: true}}
   - {{metric: latency_p95_ms, margin: 200%}}
+  - {{metric: refusal_rate, margin: 0.1}}
 owner: oncall@example.com
 check_interval: 1s
 """
@@ -146,7 +148,8 @@ async def test_rollout_promotes_to_full_traffic_with_a_record(
     for event in promotions:
         assert event.detail is not None and event.detail["outcome"] == "promote"
         gates = {g["metric"]: g for g in event.detail["gates"]}
-        assert set(gates) == {"error_rate", "latency_p95_ms"}
+        assert set(gates) == {"error_rate", "latency_p95_ms", "refusal_rate"}
+        assert gates["refusal_rate"]["candidate"] == 0.0  # every answer checked live
         assert all(g["status"] == "pass" and None not in g["interval"] for g in gates.values())
         assert event.detail["requests"]["candidate"] >= 150
 
@@ -179,6 +182,36 @@ async def test_injected_regression_is_rolled_back_automatically(
     assert error_gate["candidate"] > 0.2 and error_gate["status"] in ("over_limit", "rollback")
     assert [p["event"] for p in sent] == ["started", "rolled_back"]
     assert audit[0].action == "rollout_rollback" and audit[0].actor.startswith("rollout:")
+
+
+async def test_candidate_refusing_more_is_rolled_back_on_live_refusal_checks(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    count = 0
+
+    def reply(wire: WireRequest) -> str:
+        nonlocal count
+        count += 1
+        if wire.model == CAND and count % 3 == 0:  # a third of the candidate's answers
+            return "I'm sorry, but I can't help with that request."
+        return f"Here is the answer to: {wire.last_user_text}"
+
+    async with (
+        OpenAIServer(responder=reply) as upstream,
+        gateway(postgres_url, upstream.base_url) as root,
+    ):
+        await traffic(root, 10, 0)
+        plan = load_plan(write_plan(tmp_path, upstream.base_url))
+        with open_store(postgres_url) as store:
+            controller = Controller(store, plan, notify=lambda p: [])
+            row = controller.start()
+            action = await drive(controller, root, upstream, fail=False)
+            events = store.rollout_events(row.id)
+    assert action == "rollback"
+    gates = {g["metric"]: g for g in events[-1].detail["gates"]}  # type: ignore[index]
+    assert gates["refusal_rate"]["status"] == "rollback"
+    assert gates["refusal_rate"]["baseline"] == 0.0 and gates["refusal_rate"]["candidate"] > 0.2
+    assert gates["error_rate"]["candidate"] == 0.0  # the answers were 200s: only the text tells
 
 
 async def test_plan_must_fit_the_route(tmp_path: Path, postgres_url: str) -> None:

@@ -105,6 +105,9 @@ class LogConfig(BaseModel):
     """Keep the prompt (messages) and the output text; off by default."""
     redact: tuple[str, ...] = ()
     """Regular expressions replaced by ``[REDACTED]`` in prompts and outputs."""
+    live_checks: bool = True
+    """Check each answer (refusal) where the record is written, for live refusal-rate gates;
+    the answer's text goes to the store worker for that but is stored only with ``prompts``."""
     queue_size: int = Field(default=10_000, ge=1)
     """Records waiting for the database at most; more are dropped (and counted)."""
     batch_size: int = Field(default=500, ge=1)

@@ -76,14 +76,27 @@ class LogRecord(NamedTuple):
     key_hash: str | None = None
     prompt: str | None = None
     output: str | None = None
+    answer_text: str | None = None
+    """The answer's text, for the checks run where the record is written (never stored
+    itself: ``output`` is, only with ``log.prompts``)."""
 
 
 def rows_from_records(records: Sequence[Sequence[Any]]) -> list[GatewayRequestRow]:
-    """Records (or plain tuples in :class:`LogRecord` order) -> rows for the store."""
-    return [
-        GatewayRequestRow(r[0], datetime.fromtimestamp(r[1], UTC), *r[2:])  # same field order
-        for r in records
-    ]
+    """Records (or plain tuples in :class:`LogRecord` order) -> rows for the store.
+
+    Runs the live checks on each answer's text here (in the store worker), not
+    on the request path: ``refused`` is :func:`~cutover.checks.detect_refusal`'s
+    full or partial refusal.
+    """
+    from cutover.checks.refusal import detect_refusal
+
+    rows = []
+    for r in records:
+        text = r[15] if len(r) > 15 else None
+        refused = None if text is None else detect_refusal(text).kind != "none"
+        ts = datetime.fromtimestamp(r[1], UTC)
+        rows.append(GatewayRequestRow(*(r[0], ts, *r[2:15], refused)))  # same field order
+    return rows
 
 
 class StoreAccess(Protocol):
@@ -117,8 +130,9 @@ class ThreadStoreAccess:
             return self._store
 
     async def write_requests(self, records: Sequence[LogRecord]) -> None:
-        rows = rows_from_records(records)
-        await asyncio.to_thread(lambda: self.store().write_gateway_requests(rows))
+        await asyncio.to_thread(
+            lambda: self.store().write_gateway_requests(rows_from_records(records))
+        )
 
     async def record_feedback(self, request_id: str, score: float) -> str | None:
         return await asyncio.to_thread(lambda: self.store().record_feedback(request_id, score))
@@ -270,9 +284,10 @@ class Telemetry:
         self.metrics = metrics
         self.log = log
         self._redact = [re.compile(p) for p in config.redact]
+        self._want_text = config.prompts or config.live_checks
 
     def trace(self, request_id: str) -> Trace:
-        return Trace(request_id=request_id, keep_all_chunks=self.config.prompts)
+        return Trace(request_id=request_id, keep_all_chunks=self._want_text)
 
     def redact(self, text: str) -> str:
         for pattern in self._redact:
@@ -292,12 +307,10 @@ class Telemetry:
                 trace.error_class = _error_type(parsed) or f"http_{status}"
             elif status < 300 and isinstance(parsed, dict):
                 usage = _usage(parsed)
-                if self.config.prompts:
-                    output = _message_text(parsed)
+                if self._want_text:
+                    output = _message_text(parsed) or ""
         elif trace.chunks:
-            usage, text = _stream_summary(trace.chunks, want_text=self.config.prompts)
-            if self.config.prompts:
-                output = text
+            usage, output = _stream_summary(trace.chunks, want_text=self._want_text)
         if status >= 400 and trace.error_class is None:
             trace.error_class = f"http_{status}"
         if trace.fallback_status is not None:  # counted as the candidate's failure
@@ -323,10 +336,11 @@ class Telemetry:
         if not self.log.enabled:
             return
         prompt = None
+        answer_text = output if self.config.live_checks and status < 300 else None
         if self.config.prompts and trace.messages is not None:
             prompt = self.redact(orjson.dumps(trace.messages).decode())
         if output is not None:
-            output = self.redact(output)
+            output = self.redact(output) if self.config.prompts else None
         target = trace.target
         self.log.submit(
             LogRecord(
@@ -347,6 +361,7 @@ class Telemetry:
                 key_hash=trace.key_hash,
                 prompt=prompt,
                 output=output,
+                answer_text=answer_text,
             )
         )
 

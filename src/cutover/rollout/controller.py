@@ -86,6 +86,7 @@ def arm_window(log: ArmLog) -> ArmWindow:
         ttft_ms=np.asarray(log.ttft_ms) if log.ttft_ms else None,
         cost_usd=Moments.of(log.cost_usd) if log.cost_usd else None,
         negative_feedback=Counts(log.negative_feedback, log.feedback) if log.feedback else None,
+        refusals=Counts(log.refusals, log.answers_checked) if log.answers_checked else None,
     )
 
 

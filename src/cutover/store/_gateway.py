@@ -41,6 +41,8 @@ class GatewayRequestRow:
     key_hash: str | None = None
     prompt: str | None = None
     output: str | None = None
+    refused: bool | None = None
+    """The answer refused, fully or in part (``detect_refusal``); ``None``: not an answer."""
 
 
 _ROW_FIELDS = tuple(GatewayRequestRow.__dataclass_fields__)

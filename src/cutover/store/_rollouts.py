@@ -107,6 +107,9 @@ class ArmLog:
     cost_usd: list[float] = field(default_factory=list)
     feedback: int = 0
     negative_feedback: int = 0
+    refusals: int = 0
+    """Answers that refused, of ``answers_checked``."""
+    answers_checked: int = 0
     sticky_keys: set[str] = field(default_factory=set)
 
 
@@ -301,12 +304,13 @@ class RolloutMixin:
             g.c.cost_usd,
             g.c.feedback_score,
             g.c.key_hash,
+            g.c.refused,
         ).where(g.c.route == route, g.c.ts >= since, g.c.arm.in_(("baseline", "candidate")))
         if until is not None:
             query = query.where(g.c.ts < until)
         arms = {"baseline": ArmLog(), "candidate": ArmLog()}
         with self._transaction("reading the gateway request log", write=False) as conn:
-            for arm, status, latency, ttft, cost, score, key_hash in conn.execute(query):
+            for arm, status, latency, ttft, cost, score, key_hash, refused in conn.execute(query):
                 log = arms[str(arm)]
                 log.requests += 1
                 if status >= 400:
@@ -323,6 +327,9 @@ class RolloutMixin:
                         log.negative_feedback += 1
                 if key_hash is not None:
                     log.sticky_keys.add(str(key_hash))
+                if refused is not None:
+                    log.answers_checked += 1
+                    log.refusals += bool(refused)
         return arms
 
 
