@@ -114,14 +114,17 @@ def log_metrics(port: int) -> dict[str, float]:
     return out
 
 
-def ttft(port: int, n: int) -> dict[str, float]:
+def ttft(ports: list[int], n: int) -> dict[int, dict[str, float]]:
+    """TTFT of every port, measured interleaved (ttft.py) so drift hits all alike."""
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
     out = subprocess.run(
-        [PY, str(HERE / "ttft.py"), f"http://127.0.0.1:{port}", "-n", str(n)],
+        [PY, str(HERE / "ttft.py"), *urls, "-n", str(n)],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    return json.loads(out)
+    measured = json.loads(out)
+    return {port: measured[url] for port, url in zip(ports, urls, strict=True)}
 
 
 def main() -> int:
@@ -243,8 +246,12 @@ def main() -> int:
             r32 = wrk(port, 32, args.duration, wenv)
             r1 = wrk(port, 1, args.duration, wenv)
             results[label] = {"c32": r32, "c1": r1}
-            if label != "LiteLLM proxy":
-                results[label]["ttft"] = ttft(port, args.ttft_n)
+        streamed = [(label, port) for label, port, _ in targets if label != "LiteLLM proxy"]
+        print("[bench] TTFT, interleaved ...", file=sys.stderr, flush=True)
+        for (label, _), figures in zip(
+            streamed, ttft([port for _, port in streamed], args.ttft_n).values(), strict=True
+        ):
+            results[label]["ttft"] = figures
         for label, port in gateway_ports.items():
             results[label]["log_metrics"] = log_metrics(port)
     finally:
