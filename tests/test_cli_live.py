@@ -174,6 +174,10 @@ async def test_kill_halfway_then_resume_repeats_no_finished_call(tmp_path: Path)
         assert store.get_run(run.id).status == "complete"  # type: ignore[union-attr]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def test_ctrl_c_marks_interrupted_and_exits_130(tmp_path: Path) -> None:
     suite = write_suite(tmp_path / "suite.yaml", 80, with_tool=False)
     db_path = tmp_path / "c.db"
@@ -183,6 +187,9 @@ async def test_ctrl_c_marks_interrupted_and_exits_130(tmp_path: Path) -> None:
             "--old", f"openai:a@{server.base_url}", "--new", f"openai:b@{server.base_url}",
             "--out", str(tmp_path / "out"), "--db", f"sqlite:///{db_path}", "--concurrency", "4",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            # As from a terminal: a runner that started us in the background (SIGINT
+            # ignored, which children inherit) must not make Ctrl-C a no-op here.
+            preexec_fn=_default_sigint,
         )  # fmt: skip
         while server.requests_total < 12:
             await asyncio.sleep(0.05)
