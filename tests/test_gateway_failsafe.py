@@ -83,6 +83,18 @@ async def test_weight_falls_back_when_the_controller_or_the_store_goes_quiet(
             store.rollout_heartbeat(rollout.id)
         await until(lambda: state.weight("bot") == 50.0 and not state.failsafe)
 
+        # a finished rollout leaves its weight alone in an outage
+        with open_store(postgres_url) as store:
+            store.update_rollout(rollout.id, event="complete", actor="c", status="promoted")
+            store.set_gateway_route_weight("bot", 100.0, actor="rollout:abc", action="promote")
+        await until(lambda: state.weight("bot") == 100.0)
+        block_connections(db_name, True)
+        try:
+            await asyncio.sleep(1.5)
+            assert state.weight("bot") == 100.0 and not state.failsafe
+        finally:
+            block_connections(db_name, False)
+
         # a weight not set by a rollout is never touched by the failsafe
         with open_store(postgres_url) as store:
             store.set_gateway_route_weight("bot", 30.0, actor="alice", action="set_weight")

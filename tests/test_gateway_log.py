@@ -429,3 +429,44 @@ def test_store_writes_batches_idempotently_and_reports_arm_stats(store_url: str)
     cand = stats["candidate"]
     assert (cand.requests, cand.errors, cand.feedback, cand.negative_feedback) == (2, 1, 1, 1)
     assert cand.error_rate == 0.5 and cand.negative_feedback_rate == 1.0
+
+
+async def test_writer_survives_a_long_outage_and_isolates_a_poison_record() -> None:
+    """Thousands of failed writes never kill the writer; a record the store always refuses
+    is dropped (counted) after a few attempts instead of blocking the queue."""
+    from cutover.gateway.log import LogRecord, RequestLog
+    from cutover.gateway.metrics import GatewayMetrics
+
+    class Access:
+        def __init__(self) -> None:
+            self.down = True
+            self.rows: list[str] = []
+
+        async def write_requests(self, records: Sequence[LogRecord]) -> None:
+            if self.down or any(r.request_id == "poison" for r in records):
+                raise RuntimeError("refused")
+            self.rows.extend(r.request_id for r in records)
+
+        async def record_feedback(self, request_id: str, score: float) -> str | None:
+            return None
+
+        async def aclose(self) -> None:
+            return None
+
+    access = Access()
+    log = RequestLog(access, GatewayMetrics(), flush_interval_s=0.001, batch_size=10)
+    log._failures_in_a_row = 5000  # as after a long outage: the pause must not overflow
+    for i in range(5):
+        log.submit(LogRecord(f"r{i}", 0.0, "bot", "baseline", None, 200, 1.0))
+    task = asyncio.create_task(log.run())
+    await asyncio.sleep(0.05)
+    assert not task.done() and log.written == 0  # still trying, alive
+    access.down = False
+    log.submit(LogRecord("poison", 0.0, "bot", "baseline", None, 200, 1.0))
+    for _ in range(400):
+        if log.written == 5:
+            break
+        await asyncio.sleep(0.05)
+    task.cancel()
+    assert sorted(access.rows) == [f"r{i}" for i in range(5)]
+    assert log.dropped == 1 and len(log) == 0

@@ -82,3 +82,40 @@ def test_a_bad_plan_changes_nothing(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["rollout", "start", "--plan", str(plan), "--db", db])
     assert result.exit_code == 2
     assert "plan.yaml:3" in result.output and "stages" in result.output
+
+
+def test_a_manual_rollback_during_a_look_stands(tmp_path: Path) -> None:
+    """The controller decided to promote, but a person rolled back meanwhile: their action
+    stands (state first, weight only if the state allowed it)."""
+    import dataclasses
+
+    from cutover.rollout.decide import ArmWindow, StageWindow, decide_stage
+    from cutover.rollout.operations import rollback
+
+    db, plan_path = setup(tmp_path)
+    plan = load_plan(plan_path)
+    with open_store(db) as store:
+        controller = Controller(store, plan, notify=lambda p: [])
+        row = controller.start()  # resumes the one setup() started
+        looked_at = store.get_rollout(row.id)
+        assert looked_at is not None and looked_at.status == "running"
+        window = StageWindow(ArmWindow(requests=10), ArmWindow(requests=10), elapsed_s=1.0)
+        decision = dataclasses.replace(decide_stage(plan, 0, window), outcome="promote")
+        rollback(store, "bot", actor="alice")  # lands between the read and the act
+        look = controller._act(looked_at, decision)
+        route = store.gateway_route("bot")
+        final = store.get_rollout(row.id)
+    assert look.action == "idle"
+    assert route is not None and route.weight == 0
+    assert final is not None and final.status == "rolled_back" and final.stage == 0
+
+
+async def test_no_drill_during_a_rollout(tmp_path: Path) -> None:
+    import pytest
+
+    from cutover.rollout.controller import RolloutError
+    from cutover.rollout.drill import drill
+
+    db, _ = setup(tmp_path)
+    with open_store(db) as store, pytest.raises(RolloutError, match="active rollout"):
+        await drill(store, "bot", ["http://127.0.0.1:9"], admin_token="t")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+
+logger = logging.getLogger(__name__)
 
 MAX_RETRY_PAUSE_S = 5.0
 """The longest pause between writes while the store keeps failing."""
@@ -25,12 +28,17 @@ class FlushLoop:
         raise NotImplementedError
 
     async def run(self) -> None:
-        """Flush forever (the app's background task)."""
+        """Flush forever (the app's background task); never dies of a failed write."""
         while True:
-            pause = self.flush_interval_s
-            if self._failures_in_a_row:
-                pause = min(self.flush_interval_s * 2**self._failures_in_a_row, MAX_RETRY_PAUSE_S)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), pause)
+            if self._failures_in_a_row:  # back off; a full queue does not cut the pause short
+                exponent = min(self._failures_in_a_row, 16)
+                await asyncio.sleep(min(self.flush_interval_s * 2**exponent, MAX_RETRY_PAUSE_S))
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
             self._wake.clear()
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:
+                logger.exception("a background writer's flush failed unexpectedly")
+                self._failures_in_a_row += 1

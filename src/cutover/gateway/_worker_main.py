@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -123,6 +124,7 @@ async def _pipes() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
 
 
 async def main_async() -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the gateway closes us through the pipe
     reader, out = await _pipes()
     try:
         init = await read_frame(reader)

@@ -41,6 +41,8 @@ from cutover.store._gateway import GatewayRequestRow
 from cutover.targets import Target
 
 REDACTED = "[REDACTED]"
+POISON_AFTER = 3
+"""Failed writes of the same batch after which it is written record by record."""
 _TAIL_CHUNKS = 3
 
 
@@ -95,8 +97,13 @@ def rows_from_records(records: Sequence[Sequence[Any]]) -> list[GatewayRequestRo
         text = r[15] if len(r) > 15 else None
         refused = None if text is None else detect_refusal(text).kind != "none"
         ts = datetime.fromtimestamp(r[1], UTC)
-        rows.append(GatewayRequestRow(*(r[0], ts, *r[2:15], refused)))  # same field order
+        prompt, output = _no_nul(r[13]), _no_nul(r[14])  # PostgreSQL text cannot hold NUL
+        rows.append(GatewayRequestRow(*(r[0], ts, *r[2:13], prompt, output, refused)))
     return rows
+
+
+def _no_nul(text: str | None) -> str | None:
+    return text.replace("\x00", "") if text and "\x00" in text else text
 
 
 class StoreAccess(Protocol):
@@ -254,6 +261,9 @@ class RequestLog(FlushLoop):
                     self.write_failures += 1
                     self.metrics.log_write_failures.inc()
                     self._failures_in_a_row += 1
+                    if self._failures_in_a_row >= POISON_AFTER and await self._isolate(batch):
+                        self._failures_in_a_row = 0
+                        continue
                     room = self.queue_size - len(self._queue)
                     keep = batch[: max(room, 0)]
                     lost = batch[len(keep) :]
@@ -268,6 +278,29 @@ class RequestLog(FlushLoop):
                 self.metrics.log_written.inc(len(batch))
                 for row in batch:
                     self._pending.discard(row.request_id)
+        return True
+
+    async def _isolate(self, batch: list[LogRecord]) -> bool:
+        """After repeated failures: write the batch record by record, dropping (and counting)
+        the records the store refuses. ``False`` if none could be written (the store is down)."""
+        assert self.access is not None
+        written = refused = 0
+        for record in batch:
+            try:
+                await self.access.write_requests([record])
+                written += 1
+            except Exception:  # noqa: BLE001 - this record is the poison (or the store is down)
+                refused += 1
+                if written == 0 and refused >= 3:
+                    return False  # nothing goes through: an outage, not a bad record
+        if written == 0:
+            return False
+        for record in batch:
+            self._pending.discard(record.request_id)
+        self.written += written
+        self.metrics.log_written.inc(written)
+        if refused:
+            self._drop(refused)
         return True
 
     async def close(self) -> None:

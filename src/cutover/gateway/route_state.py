@@ -88,6 +88,8 @@ class RouteState:
         self._failsafe_after_s = failsafe_after_s
         self._last_ok = time.monotonic()
         self._silent_controllers: set[str] = set()
+        self._running_rollouts: set[str] = set()
+        """Routes the last successful read showed with a running rollout."""
         self.failsafe: set[str] = set()
         """Routes held at weight 0 by the failsafe right now."""
 
@@ -200,7 +202,9 @@ class RouteState:
             return
         if alias is None:
             rows = await asyncio.to_thread(store.gateway_routes)
-            self._silent_controllers = await asyncio.to_thread(self._silent, store, rows)
+            self._running_rollouts, self._silent_controllers = await asyncio.to_thread(
+                self._rollouts, store, rows
+            )
             self._last_ok = time.monotonic()
             for row in rows:
                 self._apply(row)
@@ -212,12 +216,14 @@ class RouteState:
             self._apply(one)
             self.check_failsafe()
 
-    def _silent(self, store: Store, rows: list[RouteRow]) -> set[str]:
-        """Routes whose running rollout's controller has not been heard for the failsafe time."""
+    def _rollouts(self, store: Store, rows: list[RouteRow]) -> tuple[set[str], set[str]]:
+        """Routes with a running rollout whose weight it set, and those whose controller has
+        not been heard (heartbeat) for the failsafe time."""
         limit = self._failsafe_after_s
+        running: set[str] = set()
+        silent: set[str] = set()
         if limit is None:
-            return set()
-        silent = set()
+            return running, silent
         now = utcnow()
         for row in rows:
             if row.alias not in self._rows or not row.updated_by.startswith("rollout:"):
@@ -225,10 +231,11 @@ class RouteState:
             rollout = store.latest_rollout(row.alias)
             if rollout is None or rollout.status != "running":
                 continue
+            running.add(row.alias)
             heard = rollout.heartbeat_at or rollout.updated_at
             if (now - heard).total_seconds() > limit:
                 silent.add(row.alias)
-        return silent
+        return running, silent
 
     def check_failsafe(self) -> None:
         """Hold at 0 the routes a rollout set whose store or controller went quiet too long."""
@@ -237,8 +244,10 @@ class RouteState:
             return
         blind = time.monotonic() - self._last_ok > limit
         for alias, row in self._rows.items():
-            held = row.updated_by.startswith("rollout:") and (
-                blind or alias in self._silent_controllers
+            held = (
+                row.updated_by.startswith("rollout:")
+                and alias in self._running_rollouts
+                and (blind or alias in self._silent_controllers)
             )
             if held and alias not in self.failsafe:
                 why = "the store is unreachable" if blind else "its rollout controller is silent"

@@ -70,7 +70,7 @@ DEFAULT_OPENAI_KEY_ENV = "OPENAI_API_KEY"
 ARM_HEADER = "x-cutover-arm"
 REQUEST_ID_HEADER = "x-cutover-request-id"
 FALLBACK_HEADER = "x-cutover-fallback"
-FALLBACK_STATUSES = frozenset({429, 500, 502, 503, 504})
+FALLBACK_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 
 logger = logging.getLogger(__name__)
 
@@ -414,6 +414,7 @@ class Gateway:
         """
         upstream = route.upstream(arm)
         trace.target = upstream.target
+        clean = dict(headers)  # an error answer adds its own headers (retry-after) to the dict
         response = await dispatch(upstream, headers)
         if not (
             route.fallback
@@ -426,7 +427,7 @@ class Gateway:
         trace.fallback_error = trace.error_class or _error_class(response)
         trace.error_class = None
         trace.target = route.baseline.target
-        return await dispatch(route.baseline, {**headers, FALLBACK_HEADER: "baseline"})
+        return await dispatch(route.baseline, {**clean, FALLBACK_HEADER: "baseline"})
 
     def _client_key(self, request: web.Request) -> str | None:
         auth = request.headers.get("Authorization", "")

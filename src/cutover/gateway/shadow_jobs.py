@@ -104,6 +104,8 @@ def job_for(trace: Trace, request: web.Request, response: web.StreamResponse) ->
     body = request.get(BODY_KEY)
     if trace.route is None or trace.arm == "none" or not isinstance(body, bytes):
         return None
+    if trace.fallback_status is not None:  # the baseline answered for the candidate
+        return None
     answer = response.body if isinstance(response, web.Response) else None
     chunks: tuple[bytes, ...] | None = None
     if not isinstance(answer, bytes):

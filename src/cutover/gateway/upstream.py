@@ -7,7 +7,7 @@ repeated without harm:
 
 - the upstream could not be reached or dropped the connection before answering
   (connection refused, reset, server disconnected);
-- it answered 429, 500, 502, 503 or 504: after its ``Retry-After`` when that is
+- it answered 429, 500, 502, 503, 504 or 529 (Anthropic's overloaded): after its ``Retry-After`` when that is
   at most the route's ``retry_max_wait_s`` (a longer wait is not taken: the
   answer goes back to the client, which can decide), else after a short
   exponential backoff (50 ms, 100 ms, ... capped at ``retry_max_wait_s``).
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from cutover.gateway.log import Trace
     from cutover.gateway.server import Upstream
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 FIRST_BACKOFF_S = 0.05
 
 

@@ -117,6 +117,7 @@ class StoreWorker:
             "cutover.gateway._worker_main",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            start_new_session=True,  # a terminal's Ctrl-C is the gateway's to handle, not ours
         )
         self._proc = proc
         self.starts += 1
@@ -131,9 +132,13 @@ class StoreWorker:
             await self._reap(proc)
             reason = ready[1] if isinstance(ready, tuple) and len(ready) > 1 else ready
             raise StoreError(f"the gateway's store worker could not open the store: {reason}")
-        self._reader_task = asyncio.create_task(self._read_replies(proc))
+        self._pending = {}
+        self._reader_task = asyncio.create_task(self._read_replies(proc, self._pending))
 
-    async def _read_replies(self, proc: asyncio.subprocess.Process) -> None:
+    async def _read_replies(
+        self, proc: asyncio.subprocess.Process, pending: dict[int, asyncio.Future[Any]]
+    ) -> None:
+        """Replies of this process to the calls made on it (a restart gets its own dict)."""
         assert proc.stdout is not None
         try:
             while True:
@@ -141,7 +146,7 @@ class StoreWorker:
                 kind = message[0]
                 if kind == "reply":
                     _, seq, ok, value = message
-                    future = self._pending.pop(seq, None)
+                    future = pending.pop(seq, None)
                     if future is not None and not future.done():
                         if ok:
                             future.set_result(value)
@@ -153,16 +158,17 @@ class StoreWorker:
                         self._on_status(message[1])
         except EOFError:
             pass
+        except Exception:
+            logger.exception("unreadable reply from the gateway's store worker; restarting it")
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
         finally:
-            self._fail_pending("the gateway's store worker exited")
+            _fail(pending, "the gateway's store worker exited")
             if not self._closing:
                 logger.warning("the gateway's store worker exited; it restarts on the next write")
 
     def _fail_pending(self, reason: str) -> None:
-        pending, self._pending = self._pending, {}
-        for future in pending.values():
-            if not future.done():
-                future.set_exception(StoreError(reason))
+        _fail(self._pending, reason)
 
     async def call(self, op: str, *args: Any) -> Any:
         """Run ``op`` in the worker and return its result; :class:`StoreError` on failure."""
@@ -217,6 +223,14 @@ class StoreWorker:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
+
+
+def _fail(pending: dict[int, asyncio.Future[Any]], reason: str) -> None:
+    futures = list(pending.values())
+    pending.clear()
+    for future in futures:
+        if not future.done():
+            future.set_exception(StoreError(reason))
 
 
 class WorkerStoreAccess:

@@ -92,6 +92,8 @@ def supervise(config: Path, host: str, port: int, workers: int) -> int:
                     file=sys.stderr,
                 )
                 time.sleep(RESTART_PAUSE_S * (1 + quick_deaths))
+                if stopping:  # a signal came during the pause
+                    break
                 procs[i] = (subprocess.Popen(command), time.monotonic())
     finally:
         for proc, _ in procs:

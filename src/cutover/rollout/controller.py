@@ -199,6 +199,8 @@ class Controller:
     def _act(self, row: RolloutRow, decision: StageDecision) -> Look:
         detail = decision.to_dict()
         if decision.outcome == "rollback":
+            # Weight 0 first (always safe), then the state, only if still running: a person
+            # may have acted meanwhile, and their action stands.
             after = self._set_weight(
                 row, 0.0, event="rollback", detail=detail, status="rolled_back"
             )
@@ -215,13 +217,29 @@ class Controller:
                     detail=detail,
                     expect_status=("running",),
                 )
-                self._send(after or row, "promoted", detail=detail)
+                if after is None:  # paused or ended by hand during the look
+                    return Look(decision, self.store.get_rollout(row.id), "idle")
+                self._send(after, "promoted", detail=detail)
                 return Look(decision, after, "complete")
             weight = self.plan.stages[row.stage + 1].weight
-            after = self._set_weight(
-                row, weight, event="promote", detail=detail, stage=row.stage + 1
+            # The state first, conditioned on still running at this stage; the weight only then.
+            after = self.store.update_rollout(
+                row.id,
+                event="promote",
+                actor=self.actor,
+                stage=row.stage + 1,
+                weight_before=self.plan.stages[row.stage].weight,
+                weight_after=weight,
+                detail=detail,
+                expect_status=("running",),
+                expect_stage=row.stage,
             )
-            self._send(after or row, "stage_promoted", detail=detail)
+            if after is None:
+                return Look(decision, self.store.get_rollout(row.id), "idle")
+            self.store.set_gateway_route_weight(
+                row.route, weight, actor=f"rollout:{row.id[:12]}", action="rollout_promote"
+            )
+            self._send(after, "stage_promoted", detail=detail)
             self._last_hold = None
             return Look(decision, after, "promote")
         if decision.cause != self._last_hold:  # a hold is recorded when its cause changes
@@ -273,6 +291,7 @@ class Controller:
             weight_before=before,
             weight_after=weight,
             detail=detail,
+            expect_status=None if event == "stage_weight" else ("running",),
         )
 
     def _send(self, row: RolloutRow, event: str, *, detail: dict[str, Any] | None) -> None:

@@ -98,6 +98,14 @@ async def drill(
         raise RolloutError(f"route '{route}' has no candidate to drill", field="route")
     if not gateways:
         raise RolloutError("name at least one gateway (--gateway URL)", field="gateway")
+    rollout = await asyncio.to_thread(store.latest_rollout, route)
+    if rollout is not None and rollout.active:
+        raise RolloutError(
+            f"route '{route}' has an active rollout ({rollout.id[:12]}, {rollout.status}): "
+            "drill before or after it, not during it (the drill's weight changes would race "
+            "the controller's)",
+            field="route",
+        )
     weight = row.weight
     up = weight + width <= 100.0
     drill_weight = weight + width if up else weight - width

@@ -54,18 +54,20 @@ def promote(store: Store, route: str, *, actor: str) -> RolloutRow:
         )
     else:
         weight = plan.stages[row.stage + 1].weight
-        changed = store.set_gateway_route_weight(
-            route, weight, actor=actor, action="rollout_manual_promote"
-        )
         done = store.update_rollout(
             row.id,
             event="manual_promote",
             actor=actor,
             stage=row.stage + 1,
-            weight_before=None if changed is None else changed[0].weight,
+            weight_before=plan.stages[row.stage].weight,
             weight_after=weight,
             expect_status=ACTIVE,
+            expect_stage=row.stage,
         )
+        if done is not None:  # the weight only once the state says so (no race with the controller)
+            store.set_gateway_route_weight(
+                route, weight, actor=f"rollout:{row.id[:12]}", action="rollout_manual_promote"
+            )
     if done is None:
         raise RolloutError(f"the rollout of '{route}' ended meanwhile", field="route")
     return done

@@ -26,6 +26,8 @@ from cutover.store._schema import JSONText, UTCDateTime, gateway_requests, metad
 ROLLOUT_STATUSES = ("running", "paused", "promoted", "rolled_back", "stopped")
 """``running`` and ``paused`` are active (one active rollout per route at most)."""
 ACTIVE = ("running", "paused")
+STREAM_FAILURES = frozenset({"timeout", "upstream_stream_broken"})
+"""Error classes of a 200 stream that broke after it started: failures of the arm too."""
 
 rollouts = sa.Table(  # 0006
     "rollouts",
@@ -216,6 +218,7 @@ class RolloutMixin:
         weight_after: float | None = None,
         detail: dict[str, Any] | None = None,
         expect_status: Sequence[str] | None = None,
+        expect_stage: int | None = None,
     ) -> RolloutRow | None:
         """Record ``event`` and move the rollout (status, stage) in one transaction.
 
@@ -234,6 +237,8 @@ class RolloutMixin:
                 return None
             current = _rollout(row)
             if expect_status is not None and current.status not in expect_status:
+                return None
+            if expect_stage is not None and current.stage != expect_stage:
                 return None
             values: dict[str, Any] = {"updated_at": now}
             if status is not None:
@@ -291,7 +296,9 @@ class RolloutMixin:
         """Per arm (``baseline``, ``candidate``), the route's logged requests in the window.
 
         Errors are answers with status >= 400 (a fallback is logged with the
-        candidate's failed status, so it counts); negative feedback is a score
+        candidate's failed status, so it counts) and streams that broke after
+        they started (status 200, error class ``timeout`` or
+        ``upstream_stream_broken``); negative feedback is a score
         below 0. Latency, time to first token and cost are the raw values (the
         analysis takes quantiles and means of them).
         """
@@ -305,15 +312,26 @@ class RolloutMixin:
             g.c.feedback_score,
             g.c.key_hash,
             g.c.refused,
+            g.c.error_class,
         ).where(g.c.route == route, g.c.ts >= since, g.c.arm.in_(("baseline", "candidate")))
         if until is not None:
             query = query.where(g.c.ts < until)
         arms = {"baseline": ArmLog(), "candidate": ArmLog()}
         with self._transaction("reading the gateway request log", write=False) as conn:
-            for arm, status, latency, ttft, cost, score, key_hash, refused in conn.execute(query):
+            for (
+                arm,
+                status,
+                latency,
+                ttft,
+                cost,
+                score,
+                key_hash,
+                refused,
+                error_class,
+            ) in conn.execute(query):
                 log = arms[str(arm)]
                 log.requests += 1
-                if status >= 400:
+                if status >= 400 or error_class in STREAM_FAILURES:
                     log.errors += 1
                 else:
                     log.latency_ms.append(float(latency))
