@@ -204,7 +204,7 @@ def test_log_records_keep_the_store_rows_field_order() -> None:
     from cutover.store import GatewayRequestRow
 
     stored = tuple(f.name for f in fields(GatewayRequestRow))
-    assert LogRecord._fields[:15] == stored[:15] and stored[15:] == ("refused",)
+    assert LogRecord._fields[:15] == stored[:15] and stored[15:] == ("refused", "checks")
     record = LogRecord("req_1", 1_700_000_000.5, "r", "candidate", "openai:m", 429, 3.0, None, 1, 2)
     (row,) = rows_from_records([tuple(record)])
     assert row.ts == datetime.fromtimestamp(1_700_000_000.5, UTC) and row.ts.tzinfo is UTC
@@ -215,3 +215,13 @@ def test_log_records_keep_the_store_rows_field_order() -> None:
     rows = rows_from_records([tuple(refusing), tuple(answering)])
     assert [r.refused for r in rows] == [True, False]
     assert all(r.output is None for r in rows)  # the text is checked, not stored
+    json_format = {"type": "json_object"}
+    good = record._replace(status=200, answer_text='{"a": 1}', response_format=json_format)
+    prose = record._replace(
+        status=200, answer_text='Sure! Here it is: {"a": 1}', response_format=json_format
+    )
+    plain = record._replace(status=200, answer_text="Just words.")
+    checked = rows_from_records([tuple(good), tuple(prose), tuple(plain)])
+    assert checked[0].checks is not None and checked[0].checks["json_valid"] == 0
+    assert checked[1].checks is not None and checked[1].checks["json_valid"] == 1
+    assert checked[2].checks is not None and "json_valid" not in checked[2].checks  # not asked

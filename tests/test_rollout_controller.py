@@ -46,6 +46,7 @@ gates:
   - {{metric: error_rate, margin: 0.1, hard_limit: 0.25, critical: true}}
   - {{metric: latency_p95_ms, margin: 200%}}
   - {{metric: refusal_rate, margin: 0.1}}
+  - {{metric: invalid_output_rate, check: empty, margin: 0.1}}
 owner: oncall@example.com
 check_interval: 1s
 """
@@ -148,7 +149,13 @@ async def test_rollout_promotes_to_full_traffic_with_a_record(
     for event in promotions:
         assert event.detail is not None and event.detail["outcome"] == "promote"
         gates = {g["metric"]: g for g in event.detail["gates"]}
-        assert set(gates) == {"error_rate", "latency_p95_ms", "refusal_rate"}
+        assert set(gates) == {
+            "error_rate",
+            "latency_p95_ms",
+            "refusal_rate",
+            "invalid_output_rate",
+        }
+        assert gates["invalid_output_rate"]["candidate"] == 0.0  # checked live too
         assert gates["refusal_rate"]["candidate"] == 0.0  # every answer checked live
         assert all(g["status"] == "pass" and None not in g["interval"] for g in gates.values())
         assert event.detail["requests"]["candidate"] >= 150

@@ -70,6 +70,8 @@ def test_gateway_window_per_arm(store_url: str) -> None:
             ttft_ms=10.0,
             cost_usd=0.001,
             key_hash=f"k{i % 3}",
+            refused=i % 2 == 0 if status < 400 else None,
+            checks={"json_valid": int(i == 3), "empty": 0} if status < 400 else None,
         )
 
     with open_store(store_url) as store:
@@ -89,3 +91,6 @@ def test_gateway_window_per_arm(store_url: str) -> None:
     assert (cand.requests, cand.errors, cand.latency_ms) == (2, 1, [111.0])
     assert base.sticky_keys == {"k0", "k1", "k2"}
     assert late["baseline"].requests == 3 and late["candidate"].requests == 0
+    assert (base.refusals, base.answers_checked) == (2, 5)  # r2, r4 of r1..r5
+    assert base.checks == {"json_valid": [1, 5], "empty": [0, 5]}
+    assert cand.checks == {"json_valid": [0, 1], "empty": [0, 1]}  # the 503 is not an answer

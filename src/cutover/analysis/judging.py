@@ -85,18 +85,22 @@ class PairVerdict:
     cost: tuple[float | None, float | None] = (None, None)
 
 
+def format_expectation(fmt: Any) -> tuple[dict[str, Any] | None, bool]:
+    """From an OpenAI ``response_format``: the JSON schema asked for (if any), and whether
+    JSON is asked for at all."""
+    if not isinstance(fmt, dict) or fmt.get("type") not in ("json_object", "json_schema"):
+        return None, False
+    inner = fmt.get("json_schema") or {}
+    if isinstance(inner, dict) and isinstance(inner.get("schema"), dict):
+        return inner["schema"], True
+    return None, True
+
+
 def context_for(case: Case | None) -> CheckContext:
     """What the checks may know about a case."""
     if case is None:
         return CheckContext()
-    schema: dict[str, Any] | None = None
-    expects_json = False
-    fmt = case.response_format or {}
-    if fmt.get("type") in ("json_object", "json_schema"):
-        expects_json = True
-        inner = fmt.get("json_schema") or {}
-        if isinstance(inner, dict) and isinstance(inner.get("schema"), dict):
-            schema = inner["schema"]
+    schema, expects_json = format_expectation(case.response_format)
     for assertion in case.asserts:
         if assertion.type in ("is-json", "json-schema"):
             expects_json = True

@@ -81,6 +81,8 @@ class LogRecord(NamedTuple):
     answer_text: str | None = None
     """The answer's text, for the checks run where the record is written (never stored
     itself: ``output`` is, only with ``log.prompts``)."""
+    response_format: Any = None
+    """The request's ``response_format`` (what the JSON checks judge the answer against)."""
 
 
 def rows_from_records(records: Sequence[Sequence[Any]]) -> list[GatewayRequestRow]:
@@ -88,7 +90,9 @@ def rows_from_records(records: Sequence[Sequence[Any]]) -> list[GatewayRequestRo
 
     Runs the live checks on each answer's text here (in the store worker), not
     on the request path: ``refused`` is :func:`~cutover.checks.detect_refusal`'s
-    full or partial refusal.
+    full or partial refusal; ``checks`` holds every problem-flagging output
+    check of the verdict pipeline that applied (``json_valid``, ``preamble``,
+    ``fenced_json``...; see :func:`live_checks`).
     """
     from cutover.checks.refusal import detect_refusal
 
@@ -96,10 +100,36 @@ def rows_from_records(records: Sequence[Sequence[Any]]) -> list[GatewayRequestRo
     for r in records:
         text = r[15] if len(r) > 15 else None
         refused = None if text is None else detect_refusal(text).kind != "none"
+        checks = None if text is None else live_checks(text, r[16] if len(r) > 16 else None)
         ts = datetime.fromtimestamp(r[1], UTC)
         prompt, output = _no_nul(r[13]), _no_nul(r[14])  # PostgreSQL text cannot hold NUL
-        rows.append(GatewayRequestRow(*(r[0], ts, *r[2:13], prompt, output, refused)))
+        rows.append(GatewayRequestRow(*(r[0], ts, *r[2:13], prompt, output, refused, checks)))
     return rows
+
+
+def live_checks(text: str, response_format: Any) -> dict[str, int]:
+    """The output checks that flag a problem, on one answer: name -> 1 (flagged) or 0.
+
+    Only checks that applied (a value, not ``None``) are listed, so each is a
+    rate over the answers it could judge; ``refusal`` has its own column.
+    """
+    from cutover.analysis.judging import format_expectation
+    from cutover.checks import BAD_WHEN_FALSE, BAD_WHEN_TRUE, CheckContext, check_values
+    from cutover.records import Observation
+
+    schema, expects_json = format_expectation(response_format)
+    ctx = CheckContext(
+        response_format=response_format if isinstance(response_format, dict) else None,
+        json_schema=schema,
+        expects_json=expects_json,
+    )
+    out: dict[str, int] = {}
+    for name, value in check_values(Observation(target="", output=text), ctx).items():
+        if name in BAD_WHEN_TRUE and name != "refusal" and isinstance(value, bool):
+            out[name] = int(value)
+        elif name in BAD_WHEN_FALSE and isinstance(value, bool):
+            out[name] = int(not value)
+    return out
 
 
 def _no_nul(text: str | None) -> str | None:
@@ -171,6 +201,8 @@ class Trace:
     messages: Any = None
     stream: bool = False
     dialect: str = "chat"
+    response_format: Any = None
+    """The request's ``response_format`` (chat completions), for the live output checks."""
     """What the client spoke: ``chat`` (OpenAI Chat Completions) or ``messages`` (Anthropic)."""
     ttft_s: float | None = None
     error_class: str | None = None
@@ -395,6 +427,7 @@ class Telemetry:
                 prompt=prompt,
                 output=output,
                 answer_text=answer_text,
+                response_format=trace.response_format,
             )
         )
 

@@ -382,6 +382,7 @@ class Gateway:
         headers[ARM_HEADER] = assignment.arm.value
         trace.route, trace.arm = route.alias, assignment.arm.value
         trace.key_hash, trace.messages = assignment.key_hash, body["messages"]
+        trace.response_format = body.get("response_format")
 
         async def dispatch(upstream: Upstream, headers: dict[str, str]) -> web.StreamResponse:
             if upstream.target.provider == "anthropic":

@@ -87,6 +87,7 @@ def arm_window(log: ArmLog) -> ArmWindow:
         cost_usd=Moments.of(log.cost_usd) if log.cost_usd else None,
         negative_feedback=Counts(log.negative_feedback, log.feedback) if log.feedback else None,
         refusals=Counts(log.refusals, log.answers_checked) if log.answers_checked else None,
+        invalid_outputs={name: Counts(hits, n) for name, (hits, n) in log.checks.items()},
     )
 
 

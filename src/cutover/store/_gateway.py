@@ -43,6 +43,8 @@ class GatewayRequestRow:
     output: str | None = None
     refused: bool | None = None
     """The answer refused, fully or in part (``detect_refusal``); ``None``: not an answer."""
+    checks: dict[str, int] | None = None
+    """Each output check that applied to the answer: 1 if it flagged a problem, else 0."""
 
 
 _ROW_FIELDS = tuple(GatewayRequestRow.__dataclass_fields__)

@@ -112,6 +112,8 @@ class ArmLog:
     refusals: int = 0
     """Answers that refused, of ``answers_checked``."""
     answers_checked: int = 0
+    checks: dict[str, list[int]] = field(default_factory=dict)
+    """Output check name -> [answers it flagged, answers it applied to]."""
     sticky_keys: set[str] = field(default_factory=set)
 
 
@@ -313,6 +315,7 @@ class RolloutMixin:
             g.c.key_hash,
             g.c.refused,
             g.c.error_class,
+            g.c.checks,
         ).where(g.c.route == route, g.c.ts >= since, g.c.arm.in_(("baseline", "candidate")))
         if until is not None:
             query = query.where(g.c.ts < until)
@@ -328,6 +331,7 @@ class RolloutMixin:
                 key_hash,
                 refused,
                 error_class,
+                checks,
             ) in conn.execute(query):
                 log = arms[str(arm)]
                 log.requests += 1
@@ -348,6 +352,10 @@ class RolloutMixin:
                 if refused is not None:
                     log.answers_checked += 1
                     log.refusals += bool(refused)
+                for name, flagged in (checks or {}).items():
+                    tally = log.checks.setdefault(str(name), [0, 0])
+                    tally[0] += int(flagged)
+                    tally[1] += 1
         return arms
 
 

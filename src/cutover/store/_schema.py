@@ -255,6 +255,7 @@ gateway_requests = sa.Table(  # 0003
     sa.Column("feedback_score", sa.Float, nullable=True),
     sa.Column("feedback_at", UTCDateTime, nullable=True),
     sa.Column("refused", sa.Boolean, nullable=True),  # 0007
+    sa.Column("checks", JSONText, nullable=True),  # 0008
     sa.Index("ix_gateway_requests_route_ts", "route", "ts"),
 )
 
