@@ -164,6 +164,26 @@ async def test_budget_cap_stops_shadow_calls(db: str) -> None:
             assert gw.shadow.skipped_budget == 4
 
 
+async def test_a_restarted_gateway_keeps_todays_spending(db: str) -> None:
+    """The daily budget is not fresh after a restart: today's spending is read from the store."""
+    async with OpenAIServer() as primary, OpenAIServer() as shadow:
+        cfg = config(primary.base_url, shadow.base_url, budget_usd_per_day=1e-9)
+        async with serving(cfg, db) as (root, gw):
+            await ask(root, "first")
+            await gw.shadow.wait_idle()
+            spent = gw.shadow.spent_today(ALIAS)
+            assert spent > 1e-9
+        async with serving(cfg, db) as (root, gw):  # the same store, a new process state
+            for _ in range(100):
+                if gw.shadow.spent_today(ALIAS) > 0:
+                    break
+                await asyncio.sleep(0.02)
+            assert gw.shadow.spent_today(ALIAS) == pytest.approx(spent)
+            await ask(root, "after the restart")
+            await gw.shadow.wait_idle()
+            assert shadow.requests_total == 1 and gw.shadow.skipped_budget == 1
+
+
 async def test_pairs_land_with_the_same_request_id_and_compare_reads_them(
     db: str, tmp_path: Path
 ) -> None:

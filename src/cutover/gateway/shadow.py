@@ -96,6 +96,8 @@ class ShadowStore(Protocol):
 
     def find_resumable_run(self, fingerprint: str) -> RunInfo | None: ...
 
+    def run_cost(self, run_id: str, arm: str) -> float: ...
+
     def add_cases(self, run_id: str, cases_: Sequence[Case]) -> None: ...
 
     def write_observations(self, run_id: str, rows: Sequence[ObservationRow]) -> None: ...
@@ -187,6 +189,37 @@ class Shadow(FlushLoop, ShadowFront):
     def enabled(self) -> bool:
         """A route has a shadow and there is a store to keep the Pairs (else no calls)."""
         return bool(self.routes) and self._store_fn is not None
+
+    async def run(self) -> None:
+        """Write forever (see :class:`FlushLoop`), after loading today's spending."""
+        await self.load_spend()
+        await super().run()
+
+    async def load_spend(self) -> None:
+        """Today's shadow spending per route, from the store: a restarted gateway (or store
+        worker) does not get a fresh daily budget. A store that cannot be read leaves 0."""
+        if self._store_fn is None or not self.routes:
+            return
+        day = utc_day(self._clock())
+
+        def spent() -> dict[str, float]:
+            store = self.store()
+            out: dict[str, float] = {}
+            for alias in self.routes:
+                info = store.find_resumable_run(shadow_fingerprint(alias, day))
+                if info is not None:
+                    out[alias] = store.run_cost(info.id, "new")
+            return out
+
+        try:
+            found = await asyncio.to_thread(spent)
+        except Exception:  # noqa: BLE001 - the budget starts at 0, as before; traffic goes on
+            return
+        for alias, usd in found.items():
+            spend = self._spend.setdefault(alias, _Spend())
+            if spend.day != day:
+                spend.day, spend.usd = day, 0.0
+            spend.usd = max(spend.usd, usd)
 
     def counters(self) -> dict[str, Any]:
         """Every counter, and each route's spending today (what ``/metrics`` shows)."""

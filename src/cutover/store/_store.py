@@ -371,6 +371,15 @@ class Store(GatewayLogMixin, RouteStateMixin, EmbeddingRegistryMixin, RolloutMix
             row = conn.execute(query).first()
         return run_info_from_row(row) if row is not None else None
 
+    def run_cost(self, run_id: str, arm: str) -> float:
+        """The summed ``cost_usd`` of one arm's Observations in a run (0 when none)."""
+        o = observations
+        query = sa.select(sa.func.coalesce(sa.func.sum(o.c.cost_usd), 0.0)).where(
+            o.c.run_id == run_id, o.c.arm == arm
+        )
+        with self._transaction("summing a run's cost", write=False) as conn:
+            return float(conn.execute(query).scalar_one())
+
     def get_run(self, run_id: str) -> RunInfo | None:
         """The run with id ``run_id``, or the one run whose id starts with it (>= 6 chars)."""
         with self._transaction("reading a run", write=False) as conn:
