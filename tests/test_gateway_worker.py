@@ -225,3 +225,10 @@ def test_log_records_keep_the_store_rows_field_order() -> None:
     assert checked[0].checks is not None and checked[0].checks["json_valid"] == 0
     assert checked[1].checks is not None and checked[1].checks["json_valid"] == 1
     assert checked[2].checks is not None and "json_valid" not in checked[2].checks  # not asked
+    sse = (
+        b'data: {"choices":[{"index":0,"delta":{"content":"I\'m sorry, but I can\'t"}}]}\n\n'
+        b'data: {"choices":[{"index":0,"delta":{"content":" help with that."}}]}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    (streamed,) = rows_from_records([tuple(record._replace(status=200, answer_stream=sse))])
+    assert streamed.refused is True and streamed.output is None  # read in the worker

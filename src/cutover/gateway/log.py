@@ -83,6 +83,9 @@ class LogRecord(NamedTuple):
     itself: ``output`` is, only with ``log.prompts``)."""
     response_format: Any = None
     """The request's ``response_format`` (what the JSON checks judge the answer against)."""
+    answer_stream: bytes | None = None
+    """A streamed answer's raw SSE bytes, when its text is needed only for the checks: the
+    text is assembled where the record is written, not on the request path."""
 
 
 def rows_from_records(records: Sequence[Sequence[Any]]) -> list[GatewayRequestRow]:
@@ -99,6 +102,8 @@ def rows_from_records(records: Sequence[Sequence[Any]]) -> list[GatewayRequestRo
     rows = []
     for r in records:
         text = r[15] if len(r) > 15 else None
+        if text is None and len(r) > 17 and r[17] is not None:
+            text = _stream_summary([r[17]], want_text=True)[1]
         refused = None if text is None else detect_refusal(text).kind != "none"
         checks = None if text is None else live_checks(text, r[16] if len(r) > 16 else None)
         ts = datetime.fromtimestamp(r[1], UTC)
@@ -364,6 +369,7 @@ class Telemetry:
         latency = time.perf_counter() - trace.started
         status = response.status
         usage: dict[str, Any] | None = None
+        raw_stream: bytes | None = None
         output: str | None = None
         body = response.body if isinstance(response, web.Response) else None
         if isinstance(body, bytes) and body:
@@ -375,7 +381,11 @@ class Telemetry:
                 if self._want_text:
                     output = _message_text(parsed) or ""
         elif trace.chunks:
-            usage, output = _stream_summary(trace.chunks, want_text=self._want_text)
+            # The text only when the log keeps it; for the checks alone the raw stream goes
+            # to the store worker, which reads it there (one pass fewer on the event loop).
+            usage, output = _stream_summary(trace.chunks, want_text=self.config.prompts)
+            if output is None and self.config.live_checks and status < 300:
+                raw_stream = b"".join(trace.chunks)
         if status >= 400 and trace.error_class is None:
             trace.error_class = f"http_{status}"
         if trace.fallback_status is not None:  # counted as the candidate's failure
@@ -402,6 +412,7 @@ class Telemetry:
             return
         prompt = None
         answer_text = output if self.config.live_checks and status < 300 else None
+        stream = raw_stream if answer_text is None and status < 300 else None
         if self.config.prompts and trace.messages is not None:
             prompt = self.redact(orjson.dumps(trace.messages).decode())
         if output is not None:
@@ -428,6 +439,7 @@ class Telemetry:
                 output=output,
                 answer_text=answer_text,
                 response_format=trace.response_format,
+                answer_stream=stream,
             )
         )
 
