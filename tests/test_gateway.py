@@ -18,12 +18,11 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
-from aiohttp import web
 from openai.types.chat import ChatCompletionMessageParam
 
 from cutover.gateway import Gateway, GatewayConfig
 from cutover.store import Store
-from cutover.testing import Fault, OpenAIServer
+from cutover.testing import Fault, OpenAIServer, serve_app
 
 KEY = "sk-client-1"
 BASE = "gpt-4o-mini"
@@ -61,14 +60,8 @@ async def metrics_text(root: str) -> str:
 @asynccontextmanager
 async def gateway(cfg: GatewayConfig, **kwargs: Any) -> AsyncIterator[str]:
     """The gateway's root URL, serving on a free port."""
-    runner = web.AppRunner(Gateway(cfg, env={}, **kwargs).app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(Gateway(cfg, env={}, **kwargs).app()) as root:
+        yield root
 
 
 def client(root: str, key: str = KEY) -> openai.AsyncOpenAI:
@@ -114,17 +107,10 @@ async def test_upstream_key_from_key_env_is_sent_never_returned() -> None:
             }
         )  # fmt: skip
         gw = Gateway(cfg, env={"UP_KEY": "sk-upstream-secret"})
-        runner = web.AppRunner(gw.app(), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        try:
-            root = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        async with serve_app(gw.app()) as root:
             raw = await client(root).chat.completions.with_raw_response.create(
                 model="bot", messages=MSG
             )
-        finally:
-            await runner.cleanup()
     assert raw.parse().model == BASE
     assert server.last_request.headers["authorization"] == "Bearer sk-upstream-secret"
     assert "sk-upstream-secret" not in raw.http_response.text + str(dict(raw.headers))

@@ -16,10 +16,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from cutover.gateway import Gateway, GatewayConfig
-from cutover.testing import OpenAIServer
+from cutover.testing import OpenAIServer, serve_app
 
 KEY = "sk-client-1"
 TOKEN = "adm-secret-token"
@@ -49,14 +48,8 @@ def config(upstream: str, *, store: str | None = None, **route: Any) -> GatewayC
 @asynccontextmanager
 async def gateway(cfg: GatewayConfig) -> AsyncIterator[str]:
     env = {"OPENAI_API_KEY": SECRET, "ALT_KEY": SECRET}
-    runner = web.AppRunner(Gateway(cfg, env=env).app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(Gateway(cfg, env=env).app()) as root:
+        yield root
 
 
 @pytest.fixture

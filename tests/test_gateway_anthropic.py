@@ -16,10 +16,9 @@ import aiohttp
 import anthropic
 import openai
 import pytest
-from aiohttp import web
 
 from cutover.gateway import Gateway, GatewayConfig
-from cutover.testing import AnthropicServer, Fault, OpenAIServer
+from cutover.testing import AnthropicServer, Fault, OpenAIServer, serve_app
 
 KEY = "sk-client-1"
 CLAUDE = "claude-haiku-4-5"
@@ -53,14 +52,8 @@ def config(baseline: str, candidate: str | None = None, **route: Any) -> Gateway
 
 @asynccontextmanager
 async def gateway(cfg: GatewayConfig, **kwargs: Any) -> AsyncIterator[str]:
-    runner = web.AppRunner(Gateway(cfg, env={}, **kwargs).app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(Gateway(cfg, env={}, **kwargs).app()) as root:
+        yield root
 
 
 def body_of(exc: anthropic.APIStatusError) -> Any:

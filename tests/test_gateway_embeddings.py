@@ -15,11 +15,11 @@ from typing import Any
 
 import aiohttp
 import orjson
-from aiohttp import web
 
 from cutover.embeddings import build_index, registry
 from cutover.gateway import Gateway, GatewayConfig
 from cutover.store import open_store
+from cutover.testing import serve_app
 
 KEY = "sk-client-1"
 
@@ -35,14 +35,8 @@ def corpus(tmp_path: Path, prefix: str) -> Path:
 
 @asynccontextmanager
 async def serving(cfg: GatewayConfig) -> AsyncIterator[str]:
-    runner = web.AppRunner(Gateway(cfg, env={}).app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(Gateway(cfg, env={}).app()) as root:
+        yield root
 
 
 async def post(root: str, body: Any, key: str = KEY) -> tuple[int, Any]:

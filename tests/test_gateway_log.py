@@ -18,13 +18,12 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
-from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from cutover.gateway import Gateway, GatewayConfig
 from cutover.gateway.log import LogStore
 from cutover.store import GatewayRequestRow, Store
-from cutover.testing import OpenAIServer
+from cutover.testing import OpenAIServer, serve_app
 
 KEY = "sk-client-1"
 BASE = "gpt-4o-mini"
@@ -56,14 +55,8 @@ async def gateway(
     cfg: GatewayConfig, store: LogStore | None = None
 ) -> AsyncIterator[tuple[str, Gateway]]:
     gw = Gateway(cfg, env={}, store=store)
-    runner = web.AppRunner(gw.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}", gw
-    finally:
-        await runner.cleanup()
+    async with serve_app(gw.app()) as root:
+        yield root, gw
 
 
 def client(root: str) -> openai.AsyncOpenAI:

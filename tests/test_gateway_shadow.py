@@ -17,7 +17,6 @@ from typing import Any
 import anthropic
 import openai
 import pytest
-from aiohttp import web
 from typer.testing import CliRunner
 
 from cutover.cli import app as cli_app
@@ -25,7 +24,7 @@ from cutover.gateway import Gateway, GatewayConfig
 from cutover.gateway.shadow import chat_body_to_model_request, shadow_fingerprint
 from cutover.gateway.shadow_runs import parse_since
 from cutover.store import Store
-from cutover.testing import Fault, OpenAIServer
+from cutover.testing import Fault, OpenAIServer, serve_app
 from cutover.testing._respond import Reply, ReplyToolCall, WireRequest
 
 KEY = "sk-client-1"
@@ -54,14 +53,8 @@ def config(primary: str, shadow: str, **shadow_opts: Any) -> GatewayConfig:
 @asynccontextmanager
 async def serving(cfg: GatewayConfig, db: str) -> AsyncIterator[tuple[str, Gateway]]:
     gw = Gateway(cfg, env={}, store=Store.open(db), rng=random.Random(7))
-    runner = web.AppRunner(gw.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}", gw
-    finally:
-        await runner.cleanup()
+    async with serve_app(gw.app()) as root:
+        yield root, gw
 
 
 def client(root: str) -> openai.AsyncOpenAI:
@@ -323,12 +316,7 @@ async def test_a_database_outage_never_affects_traffic() -> None:
         cfg = config(primary.base_url, shadow.base_url)
         gw = Gateway(cfg, env={}, store=BrokenStore(), rng=random.Random(7))
         gw.shadow.flush_interval_s = 0.01
-        runner = web.AppRunner(gw.app(), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        try:
-            root = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        async with serve_app(gw.app()) as root:
             for i in range(3):
                 text, _ = await ask(root, f"question {i}")
                 assert text
@@ -338,23 +326,15 @@ async def test_a_database_outage_never_affects_traffic() -> None:
             assert gw.shadow.write_failures >= 1 and gw.shadow.written == 0
             text, _ = await ask(root, "still served")
             assert text
-        finally:
-            await runner.cleanup()
 
 
 async def test_without_a_store_no_shadow_calls_are_made() -> None:
     async with OpenAIServer() as primary, OpenAIServer() as shadow:
         gw = Gateway(config(primary.base_url, shadow.base_url), env={})
         assert not gw.shadow.enabled
-        runner = web.AppRunner(gw.app(), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        try:
-            await ask(f"http://127.0.0.1:{runner.addresses[0][1]}", "hello")
+        async with serve_app(gw.app()) as root:
+            await ask(root, "hello")
             assert primary.requests_total == 1 and shadow.requests_total == 0
-        finally:
-            await runner.cleanup()
 
 
 def test_compare_from_shadow_usage_errors(db: str, tmp_path: Path) -> None:

@@ -20,11 +20,10 @@ import aiohttp
 import anthropic
 import openai
 import pytest
-from aiohttp import web
 
 from cutover.gateway import Gateway, GatewayConfig
 from cutover.store import Store
-from cutover.testing import AnthropicServer, OpenAIServer
+from cutover.testing import AnthropicServer, OpenAIServer, serve_app
 
 KEY = "sk-client-1"
 ALIAS = "support-bot"
@@ -48,14 +47,8 @@ def config(db: str, primary: str, shadow: str | None = None, **route: Any) -> Ga
 @asynccontextmanager
 async def serving(cfg: GatewayConfig) -> AsyncIterator[tuple[str, Gateway]]:
     gw = Gateway(cfg, env={})
-    runner = web.AppRunner(gw.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}", gw
-    finally:
-        await runner.cleanup()
+    async with serve_app(gw.app()) as root:
+        yield root, gw
 
 
 async def logged(db: str, request_ids: set[str], timeout: float = 20.0) -> set[str]:

@@ -18,13 +18,12 @@ from typing import Any
 
 import openai
 import pytest
-from aiohttp import web
 
 from cutover.gateway import Gateway, GatewayConfig
 from cutover.rollout.controller import Controller, RolloutError
 from cutover.rollout.plan import load_plan
 from cutover.store import open_store
-from cutover.testing import Fault, OpenAIServer
+from cutover.testing import Fault, OpenAIServer, serve_app
 from cutover.testing._respond import WireRequest
 
 pytestmark = pytest.mark.postgres
@@ -72,14 +71,8 @@ async def gateway(db: str, upstream: str) -> AsyncIterator[str]:
             },
         }
     )
-    runner = web.AppRunner(Gateway(cfg, env={}).app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(Gateway(cfg, env={}).app()) as root:
+        yield root
 
 
 async def traffic(root: str, n: int, offset: int) -> dict[str, int]:

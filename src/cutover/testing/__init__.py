@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cutover.testing._app import serve_app
 from cutover.testing._faults import Fault, FaultKind, FaultQueue
 from cutover.testing._respond import (
     Reply,
@@ -78,5 +79,6 @@ __all__ = [
     "WireServer",
     "default_responder",
     "example_value",
+    "serve_app",
     "serve_in_thread",
 ]
