@@ -41,6 +41,28 @@ def error_response(
     )
 
 
+def relay_status(
+    status: int, upstream_headers: Mapping[str, str], headers: dict[str, str]
+) -> tuple[int, bool]:
+    """The status to answer an upstream's non-2xx with, in either dialect, and whether it
+    rejected the gateway's provider key; the upstream's Retry-After headers go into ``headers``.
+
+    429, 5xx and request errors (400/404/422...) keep their status; 401/403 (the gateway's key,
+    not the client's) and anything else become 502.
+    """
+    for name in _RETRY_HEADERS:
+        value = upstream_headers.get(name)
+        if value is not None:
+            headers[name] = value
+    if status in (401, 403):
+        return 502, True
+    return (status if status in _PASS_THROUGH or status >= 500 else 502), False
+
+
+def key_rejected_message(label: str, status: int) -> str:
+    return f"upstream {label} rejected the gateway's provider key (HTTP {status})"
+
+
 def upstream_error_response(
     status: int,
     body: bytes,
@@ -56,18 +78,14 @@ def upstream_error_response(
     it becomes a 502. An OpenAI-shaped body is kept as is; anything else is
     wrapped in one quoting the upstream. Retry-After headers are kept.
     """
-    for name in _RETRY_HEADERS:
-        value = upstream_headers.get(name)
-        if value is not None:
-            headers[name] = value
-    if status in (401, 403):
+    out_status, key_rejected = relay_status(status, upstream_headers, headers)
+    if key_rejected:
         return error_response(
-            502,
-            f"upstream {label} rejected the gateway's provider key (HTTP {status})",
+            out_status,
+            key_rejected_message(label, status),
             error_type="upstream_auth_error",
             headers=headers,
         )
-    out_status = status if status in _PASS_THROUGH or status >= 500 else 502
     if _is_openai_error(body):
         return web.Response(
             status=out_status, body=body, content_type="application/json", headers=headers

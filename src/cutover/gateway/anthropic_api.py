@@ -63,8 +63,6 @@ _ERROR_TYPES: Mapping[int, str] = MappingProxyType(
         529: "overloaded_error",
     }
 )
-_PASS_THROUGH = frozenset({400, 404, 408, 409, 413, 422, 429})
-_RETRY_HEADERS = ("retry-after", "retry-after-ms")
 _FORWARDED_HEADERS = ("anthropic-beta",)
 
 
@@ -118,15 +116,9 @@ def anthropic_upstream_error(
     headers: dict[str, str],
 ) -> web.Response:
     """An upstream's non-2xx, for an Anthropic client (the same status rules as OpenAI's)."""
-    for name in _RETRY_HEADERS:
-        value = upstream_headers.get(name)
-        if value is not None:
-            headers[name] = value
-    if status in (401, 403):
-        return anthropic_error(
-            502, f"upstream {label} rejected the gateway's provider key (HTTP {status})", headers
-        )
-    out_status = status if status in _PASS_THROUGH or status >= 500 else 502
+    out_status, key_rejected = _errors.relay_status(status, upstream_headers, headers)
+    if key_rejected:
+        return anthropic_error(out_status, _errors.key_rejected_message(label, status), headers)
     message = _upstream_message(body)
     if message is None:
         message = f"upstream {label} answered HTTP {status}: {excerpt(body)}"
