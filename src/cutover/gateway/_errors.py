@@ -43,20 +43,19 @@ def error_response(
 
 def relay_status(
     status: int, upstream_headers: Mapping[str, str], headers: dict[str, str]
-) -> tuple[int, bool]:
-    """The status to answer an upstream's non-2xx with, in either dialect, and whether it
-    rejected the gateway's provider key; the upstream's Retry-After headers go into ``headers``.
+) -> tuple[int, bool, dict[str, str]]:
+    """How to answer an upstream's non-2xx, in either dialect: the status, whether it rejected
+    the gateway's provider key, and the answer's headers (``headers`` plus the upstream's
+    Retry-After headers; ``headers`` itself is left as it is, for a fallback to reuse).
 
     429, 5xx and request errors (400/404/422...) keep their status; 401/403 (the gateway's key,
     not the client's) and anything else become 502.
     """
-    for name in _RETRY_HEADERS:
-        value = upstream_headers.get(name)
-        if value is not None:
-            headers[name] = value
+    retry = {n: v for n in _RETRY_HEADERS if (v := upstream_headers.get(n)) is not None}
+    answer_headers = {**headers, **retry} if retry else headers
     if status in (401, 403):
-        return 502, True
-    return (status if status in _PASS_THROUGH or status >= 500 else 502), False
+        return 502, True, answer_headers
+    return (status if status in _PASS_THROUGH or status >= 500 else 502), False, answer_headers
 
 
 def key_rejected_message(label: str, status: int) -> str:
@@ -78,7 +77,7 @@ def upstream_error_response(
     it becomes a 502. An OpenAI-shaped body is kept as is; anything else is
     wrapped in one quoting the upstream. Retry-After headers are kept.
     """
-    out_status, key_rejected = relay_status(status, upstream_headers, headers)
+    out_status, key_rejected, headers = relay_status(status, upstream_headers, headers)
     if key_rejected:
         return error_response(
             out_status,

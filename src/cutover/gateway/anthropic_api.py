@@ -116,7 +116,7 @@ def anthropic_upstream_error(
     headers: dict[str, str],
 ) -> web.Response:
     """An upstream's non-2xx, for an Anthropic client (the same status rules as OpenAI's)."""
-    out_status, key_rejected = _errors.relay_status(status, upstream_headers, headers)
+    out_status, key_rejected, headers = _errors.relay_status(status, upstream_headers, headers)
     if key_rejected:
         return anthropic_error(out_status, _errors.key_rejected_message(label, status), headers)
     message = _upstream_message(body)

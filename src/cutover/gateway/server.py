@@ -415,7 +415,6 @@ class Gateway:
         """
         upstream = route.upstream(arm)
         trace.target = upstream.target
-        clean = dict(headers)  # an error answer adds its own headers (retry-after) to the dict
         response = await dispatch(upstream, headers)
         if not (
             route.fallback
@@ -428,7 +427,7 @@ class Gateway:
         trace.fallback_error = trace.error_class or _error_class(response)
         trace.error_class = None
         trace.target = route.baseline.target
-        return await dispatch(route.baseline, {**clean, FALLBACK_HEADER: "baseline"})
+        return await dispatch(route.baseline, {**headers, FALLBACK_HEADER: "baseline"})
 
     def _client_key(self, request: web.Request) -> str | None:
         auth = request.headers.get("Authorization", "")
