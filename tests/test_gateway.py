@@ -511,6 +511,16 @@ async def test_failing_candidate_falls_back_to_the_baseline_and_counts_against_i
         assert 'cutover_gateway_fallbacks_total{arm="candidate",route="support-bot"} 2.0' in (
             metrics
         )
+        # the fallback answer's tokens are the baseline model's: billed under the baseline
+        assert answer.usage is not None and ok.parse().usage is not None
+        assert (
+            'cutover_gateway_tokens_total{arm="baseline",kind="input",route="support-bot"} '
+            f"{float(answer.usage.prompt_tokens)}" in metrics
+        )
+        assert (
+            'cutover_gateway_tokens_total{arm="candidate",kind="input",route="support-bot"} '
+            f"{float(ok.parse().usage.prompt_tokens)}" in metrics  # type: ignore[union-attr]
+        )
         assert (
             'cutover_gateway_requests_total{arm="candidate",route="support-bot",status="503"} 1.0'
             in metrics

@@ -9,6 +9,9 @@ they are back.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -47,18 +50,37 @@ def block_connections(db: str, blocked: bool) -> None:
             )
 
 
-async def test_weight_falls_back_when_the_controller_or_the_store_goes_quiet(
-    postgres_url: str,
-) -> None:
-    db_name = postgres_url.rsplit("/", 1)[1]
+@contextmanager
+def outage(db: str) -> Iterator[None]:
+    """The database refuses every connection (and drops the open ones) inside the block."""
+    block_connections(db, True)
+    try:
+        yield
+    finally:
+        block_connections(db, False)
+
+
+@asynccontextmanager
+async def replica(postgres_url: str, poll_s: float) -> AsyncIterator[RouteState]:
+    """A gateway replica's route state for route ``bot``, failsafe after 1 s."""
     state = RouteState(
         {"bot": (0.0, CAND)},
         lambda: Store.open(postgres_url),
-        poll_s=0.1,
+        poll_s=poll_s,
         failsafe_after_s=1.0,
     )
     await state.start()
     try:
+        yield state
+    finally:
+        await state.stop()
+
+
+async def test_weight_falls_back_when_the_controller_or_the_store_goes_quiet(
+    postgres_url: str,
+) -> None:
+    db_name = postgres_url.rsplit("/", 1)[1]
+    async with replica(postgres_url, poll_s=0.1) as state:
         with open_store(postgres_url) as store:
             rollout = store.create_rollout("bot", {}, "h", owner=None, actor="test")
             store.set_gateway_route_weight("bot", 50.0, actor="rollout:abc", action="promote")
@@ -74,11 +96,8 @@ async def test_weight_falls_back_when_the_controller_or_the_store_goes_quiet(
         # the database refuses every connection: the replica cannot see anything
         with open_store(postgres_url) as store:
             store.rollout_heartbeat(rollout.id)  # the controller is fine; the store is not
-        block_connections(db_name, True)
-        try:
+        with outage(db_name):
             await until(lambda: state.weight("bot") == 0.0 and "bot" in state.failsafe)
-        finally:
-            block_connections(db_name, False)
         with open_store(postgres_url) as store:
             store.rollout_heartbeat(rollout.id)
         await until(lambda: state.weight("bot") == 50.0 and not state.failsafe)
@@ -88,22 +107,71 @@ async def test_weight_falls_back_when_the_controller_or_the_store_goes_quiet(
             store.update_rollout(rollout.id, event="complete", actor="c", status="promoted")
             store.set_gateway_route_weight("bot", 100.0, actor="rollout:abc", action="promote")
         await until(lambda: state.weight("bot") == 100.0)
-        block_connections(db_name, True)
-        try:
+        with outage(db_name):
             await asyncio.sleep(1.5)
             assert state.weight("bot") == 100.0 and not state.failsafe
-        finally:
-            block_connections(db_name, False)
 
         # a weight not set by a rollout is never touched by the failsafe
         with open_store(postgres_url) as store:
             store.set_gateway_route_weight("bot", 30.0, actor="alice", action="set_weight")
         await until(lambda: state.weight("bot") == 30.0)
-        block_connections(db_name, True)
-        try:
+        with outage(db_name):
             await asyncio.sleep(1.5)
             assert state.weight("bot") == 30.0 and not state.failsafe
-        finally:
-            block_connections(db_name, False)
-    finally:
-        await state.stop()
+
+
+async def test_a_rollout_finished_just_before_an_outage_keeps_its_weight(
+    postgres_url: str,
+) -> None:
+    """The one-route reload a NOTIFY triggers reads the rollout's status with the weight.
+
+    Full reloads are made rare here (one per (re)connection), so the replica learns that
+    a rollout started, and that it finished, only from the NOTIFY: an outage right after
+    must hold a running rollout's route at the baseline, and leave a finished one alone.
+    """
+    db_name = postgres_url.rsplit("/", 1)[1]
+    async with replica(postgres_url, poll_s=60.0) as state:
+        with open_store(postgres_url) as store:
+            rollout = store.create_rollout("bot", {}, "h", owner=None, actor="test")
+            store.rollout_heartbeat(rollout.id)
+            store.set_gateway_route_weight("bot", 50.0, actor="rollout:abc", action="promote")
+        await until(lambda: state.weight("bot") == 50.0)
+        # the NOTIFY alone told the replica a running rollout set this weight
+        with outage(db_name):
+            await until(lambda: state.weight("bot") == 0.0 and "bot" in state.failsafe)
+        with open_store(postgres_url) as store:
+            store.rollout_heartbeat(rollout.id)
+        await until(lambda: state.weight("bot") == 50.0 and not state.failsafe)
+
+        with open_store(postgres_url) as store:
+            store.update_rollout(rollout.id, event="complete", actor="c", status="promoted")
+            store.set_gateway_route_weight("bot", 100.0, actor="rollout:abc", action="promote")
+        await until(lambda: state.weight("bot") == 100.0)
+        with outage(db_name):
+            await asyncio.sleep(1.5)
+            assert state.weight("bot") == 100.0 and not state.failsafe
+
+
+async def test_a_gateway_host_clock_ahead_does_not_silence_a_live_controller(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The heartbeat is written and judged on the database's clock: a gateway host whose
+    clock runs an hour ahead still hears a controller that beat a moment ago."""
+    import cutover.gateway.route_state as route_state_module
+    from cutover.store._schema import utcnow
+
+    async with replica(postgres_url, poll_s=0.1) as state:
+        with open_store(postgres_url) as store:
+            rollout = store.create_rollout("bot", {}, "h", owner=None, actor="test")
+            store.rollout_heartbeat(rollout.id)
+            store.set_gateway_route_weight("bot", 50.0, actor="rollout:abc", action="promote")
+        await until(lambda: state.weight("bot") == 50.0)
+        # from here the gateway's clock reads an hour ahead of the controller's
+        monkeypatch.setattr(route_state_module, "utcnow", lambda: utcnow() + timedelta(hours=1))
+        for _ in range(5):
+            with open_store(postgres_url) as store:
+                store.rollout_heartbeat(rollout.id)
+            await asyncio.sleep(0.3)
+            assert state.weight("bot") == 50.0 and not state.failsafe
+        with open_store(postgres_url) as store:
+            assert abs((store.database_now() - utcnow()).total_seconds()) < 5

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import anthropic
 import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -191,6 +192,56 @@ async def test_prompts_redacted_when_enabled(upstream: OpenAIServer, sqlite_url:
         assert r["output"] == "Reply to: My card is [REDACTED] and my token [REDACTED]"
 
 
+async def test_slice_label_is_logged_from_either_sdk_and_a_bad_one_is_refused(
+    upstream: OpenAIServer, sqlite_url: str
+) -> None:
+    with Store.open(sqlite_url) as store:
+        async with gateway(config(upstream.base_url, store=sqlite_url)) as (root, _):
+            raw = await client(root).chat.completions.with_raw_response.create(
+                model="support-bot",
+                messages=MSG,
+                user="alice",
+                extra_headers={"x-cutover-slice": "medical"},
+            )
+            claude = anthropic.AsyncAnthropic(base_url=root, api_key=KEY, max_retries=0)
+            message = await claude.messages.with_raw_response.create(
+                model="support-bot",
+                max_tokens=50,
+                messages=MSG,
+                extra_headers={"x-cutover-slice": "billing:eu"},
+            )
+            plain_id, _ = await ask(root, "bob")
+            with pytest.raises(openai.BadRequestError) as bad:
+                await client(root).chat.completions.create(
+                    model="support-bot",
+                    messages=MSG,
+                    extra_headers={"x-cutover-slice": "no spaces please"},
+                )
+            with pytest.raises(anthropic.BadRequestError) as bad_claude:
+                await claude.messages.create(
+                    model="support-bot",
+                    max_tokens=50,
+                    messages=MSG,
+                    extra_headers={"x-cutover-slice": "x" * 65},
+                )
+            rows = [
+                await logged(store, rid)
+                for rid in (
+                    raw.headers["x-cutover-request-id"],
+                    message.headers["x-cutover-request-id"],
+                    plain_id,
+                    bad.value.response.headers["x-cutover-request-id"],
+                )
+            ]
+    assert [r["slice"] for r in rows] == ["medical", "billing:eu", None, None]
+    assert rows[3]["status"] == 400 and rows[3]["error_class"] == "invalid_slice"
+    error = bad.value.body
+    assert isinstance(error, dict) and error["param"] == "x-cutover-slice"
+    assert "x-cutover-slice" in error["message"] and "1-64 characters" in error["message"]
+    assert "x-cutover-slice" in bad_claude.value.message
+    assert len(upstream.received) == 3  # the refused ones never reached the model
+
+
 # -- feedback -------------------------------------------------------------------
 
 
@@ -345,8 +396,9 @@ async def test_overflow_drops_and_counts_never_blocks(upstream: OpenAIServer) ->
         log = gw.telemetry.log
         dropped = log.dropped
         assert all(c.choices[0].message.content for _, c in results)
-        # At most one batch (of 1) in flight and 2 queued: the rest were dropped.
-        assert dropped >= 7
+        # The batch in flight counts against the bound: 2 records held, 8 dropped.
+        assert dropped == 8
+        assert len(log) == 2
         assert value(samples, "cutover_gateway_log_dropped_total") == dropped
         store.release.set()
         await wait_for(lambda: len(store.rows) + dropped == 10)
@@ -380,12 +432,16 @@ async def test_an_unopenable_store_never_fails_requests(
     cfg = config(upstream.base_url, store=f"sqlite:///{blocker}/sub/gateway.db", queue_size=3)
     async with gateway(cfg) as (root, gw):
         results = [await ask(root, f"user-{i}") for i in range(6)]
-        await wait_for(lambda: gw.telemetry.log.write_failures >= 1)
+        log = gw.telemetry.log
+        await wait_for(lambda: log.write_failures >= 1 and log.dropped >= 3)
         samples = await metrics(root)
+        held = len(log)
     assert len(results) == 6
     assert value(samples, "cutover_gateway_log_write_failures_total") >= 1
-    assert len(gw.telemetry.log) <= 3  # still bounded while the store is down
-    assert value(samples, "cutover_gateway_log_dropped_total") >= 3
+    # Still bounded while the store is down, even with a batch being retried:
+    # 3 held (queued or in flight), exactly the other 3 dropped.
+    assert held == 3
+    assert value(samples, "cutover_gateway_log_dropped_total") == 3
 
 
 # -- the store ------------------------------------------------------------------

@@ -197,12 +197,16 @@ def test_log_records_keep_the_store_rows_field_order() -> None:
     from cutover.store import GatewayRequestRow
 
     stored = tuple(f.name for f in fields(GatewayRequestRow))
-    assert LogRecord._fields[:15] == stored[:15] and stored[15:] == ("refused", "checks")
+    assert LogRecord._fields[:15] == stored[:15]
+    assert stored[15:] == ("refused", "checks", "slice") and LogRecord._fields[18] == "slice"
     record = LogRecord("req_1", 1_700_000_000.5, "r", "candidate", "openai:m", 429, 3.0, None, 1, 2)
     (row,) = rows_from_records([tuple(record)])
     assert row.ts == datetime.fromtimestamp(1_700_000_000.5, UTC) and row.ts.tzinfo is UTC
     assert (row.arm, row.status, row.input_tokens, row.output_tokens) == ("candidate", 429, 1, 2)
     assert row.refused is None  # no answer text: not checked
+    assert row.slice is None
+    (labelled,) = rows_from_records([tuple(record._replace(slice="medical"))])
+    assert labelled.slice == "medical" and labelled.status == 429
     refusing = record._replace(status=200, answer_text="I'm sorry, but I can't help with that.")
     answering = record._replace(status=200, answer_text="Paris is the capital of France.")
     rows = rows_from_records([tuple(refusing), tuple(answering)])

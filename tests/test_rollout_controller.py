@@ -54,12 +54,12 @@ check_interval: 1s
 
 
 @asynccontextmanager
-async def gateway(db: str, upstream: str) -> AsyncIterator[str]:
+async def gateway(db: str, upstream: str, *, prompts: bool = False) -> AsyncIterator[str]:
     cfg = GatewayConfig.model_validate(
         {
             "client_keys": [KEY],
             "store": db,
-            "log": {"flush_interval_s": 0.05},
+            "log": {"flush_interval_s": 0.05, "prompts": prompts},
             "routes": {
                 "bot": {
                     "baseline": f"openai:{BASE}@{upstream}",
@@ -75,21 +75,29 @@ async def gateway(db: str, upstream: str) -> AsyncIterator[str]:
         yield root
 
 
-async def traffic(root: str, n: int, offset: int) -> dict[str, int]:
-    """``n`` requests from as many users; how many each arm served."""
+async def traffic(root: str, n: int, offset: int, *, medical_every: int = 0) -> dict[str, int]:
+    """``n`` requests from as many users; how many each arm served. With ``medical_every``,
+    every so many users ask a medical question, labelled with the slice header."""
     async with openai.AsyncOpenAI(
         base_url=f"{root}/v1", api_key=KEY, max_retries=0, timeout=10
     ) as client:
-        return await _send(client, n, offset)
+        return await _send(client, n, offset, medical_every)
 
 
-async def _send(client: openai.AsyncOpenAI, n: int, offset: int) -> dict[str, int]:
+async def _send(
+    client: openai.AsyncOpenAI, n: int, offset: int, medical_every: int = 0
+) -> dict[str, int]:
     arms = {"baseline": 0, "candidate": 0}
 
     async def one(i: int) -> None:
+        user = offset + i
+        medical = medical_every > 0 and user % medical_every == 0
         try:
             raw = await client.chat.completions.with_raw_response.create(
-                model="bot", messages=[{"role": "user", "content": "hi"}], user=f"u{offset + i}"
+                model="bot",
+                messages=[{"role": "user", "content": "my medication dose?" if medical else "hi"}],
+                user=f"u{user}",
+                extra_headers={"x-cutover-slice": "medical"} if medical else None,
             )
             arms[raw.headers["x-cutover-arm"]] += 1
         except openai.APIStatusError as exc:
@@ -100,14 +108,21 @@ async def _send(client: openai.AsyncOpenAI, n: int, offset: int) -> dict[str, in
     return arms
 
 
-async def drive(controller: Controller, root: str, upstream: OpenAIServer, *, fail: bool) -> str:
+async def drive(
+    controller: Controller,
+    root: str,
+    upstream: OpenAIServer,
+    *,
+    fail: bool,
+    medical_every: int = 0,
+) -> str:
     """Traffic and looks until the rollout ends; its last action."""
     offset = 0
     for _ in range(60):
         if fail:  # a third of the candidate's requests fail
             upstream.faults.clear()
             upstream.inject(Fault.status(500), model=CAND, times=60)
-        await traffic(root, 300, offset)
+        await traffic(root, 300, offset, medical_every=medical_every)
         offset += 300
         await asyncio.sleep(0.3)  # the store worker writes the log
         look = await asyncio.to_thread(controller.step)
@@ -222,3 +237,134 @@ async def test_plan_must_fit_the_route(tmp_path: Path, postgres_url: str) -> Non
             with pytest.raises(RolloutError, match="not the route's candidate"):
                 Controller(store, load_plan(other)).start()
             assert store.latest_rollout("bot") is None  # nothing changed
+
+
+def test_a_judge_gate_without_a_judge_is_refused_before_anything_changes(
+    tmp_path: Path,
+) -> None:
+    """A judge_score gate needs the model and rubric that score live answers: refused at
+    start with the field, nothing written."""
+    path = write_plan(tmp_path, "http://127.0.0.1:1/v1")
+    path.write_text(
+        path.read_text().replace("owner:", "  - {metric: judge_score, margin: 0.05}\nowner:")
+    )
+    plan = load_plan(path)
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        with pytest.raises(RolloutError) as caught:
+            Controller(store, plan).start()
+        assert caught.value.field == "gates.4.judge"
+        assert "judge:" in (caught.value.hint or "")
+        assert store.latest_rollout("bot") is None
+
+
+SLICE_PLAN = """route: bot
+candidate: openai:{cand}@{upstream}
+stages:
+  - {{weight: 20, min_requests: 150, min_duration: 0s}}
+  - {{weight: 50, min_requests: 150}}
+  - {{weight: 100}}
+gates:
+  - {{metric: error_rate, margin: 0.1}}
+  - {{metric: refusal_rate, margin: 0.3, slices: [medical]}}
+owner: oncall@example.com
+check_interval: 1s
+"""
+
+
+async def test_a_regression_on_one_slice_is_rolled_back_on_that_slice(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """The candidate refuses every medical question (a fifth of the users, labelled by the
+    x-cutover-slice header): within the margin over all traffic, far beyond it on the slice."""
+
+    def reply(wire: WireRequest) -> str:
+        if wire.model == CAND and "medication" in wire.last_user_text:
+            return "I'm sorry, but I can't help with that request."
+        return f"Here is the answer to: {wire.last_user_text}"
+
+    async with (
+        OpenAIServer(responder=reply) as upstream,
+        gateway(postgres_url, upstream.base_url) as root,
+    ):
+        await traffic(root, 10, 0)
+        path = tmp_path / "plan.yaml"
+        path.write_text(SLICE_PLAN.format(cand=CAND, upstream=upstream.base_url))
+        with open_store(postgres_url) as store:
+            controller = Controller(store, load_plan(path), notify=lambda p: [])
+            row = controller.start()
+            action = await drive(controller, root, upstream, fail=False, medical_every=5)
+            events = store.rollout_events(row.id)
+    assert action == "rollback"
+    gates = {(g["metric"], g["scope"]): g for g in events[-1].detail["gates"]}  # type: ignore[index]
+    medical = gates[("refusal_rate", "medical")]
+    assert medical["status"] == "rollback"
+    assert medical["baseline"] == 0.0 and medical["candidate"] == 1.0
+    overall = gates[("refusal_rate", "all")]
+    assert overall["status"] != "rollback" and 0.1 < overall["candidate"] < 0.3
+    assert events[-1].detail["cause"] == "beyond_margin"  # type: ignore[index]
+
+
+def judge_plan(upstream: str, judge: str) -> str:
+    return f"""route: bot
+candidate: openai:{CAND}@{upstream}
+stages:
+  - {{weight: 30, min_requests: 150, min_duration: 0s}}
+  - {{weight: 100}}
+gates:
+  - {{metric: error_rate, margin: 0.1}}
+  - metric: judge_score
+    margin: 0.15
+    judge:
+      target: openai:judge-model@{judge}
+      rubric: The answer helps the user with what they asked.
+      max_per_look: 40
+owner: oncall@example.com
+check_interval: 1s
+"""
+
+
+def rubric_score(wire: WireRequest) -> str:
+    """The judge: 0.2 for a curt answer, else 0.7 to 0.95 by the answer's text."""
+    answer = wire.last_user_text.split("<answer>\n", 1)[1].split("\n</answer>", 1)[0]
+    score = 0.2 if answer.startswith("No.") else 0.7 + (sum(map(ord, answer)) % 6) * 0.05
+    return f'{{"score": {score:.2f}, "reason": "scored"}}'
+
+
+@pytest.mark.parametrize("curt", [False, True], ids=["as-good", "worse"])
+async def test_judge_scores_of_live_answers_promote_or_roll_back(
+    tmp_path: Path, postgres_url: str, curt: bool
+) -> None:
+    """The controller judges a sample of both arms' logged answers at each look: the same
+    quality is promoted; a candidate the judge scores far lower is rolled back."""
+
+    def reply(wire: WireRequest) -> str:
+        if curt and wire.model == CAND:
+            return "No."
+        return f"Here is the answer to {wire.last_user_text} for user {wire.body.get('user')}"
+
+    async with (
+        OpenAIServer(responder=reply) as upstream,
+        OpenAIServer(responder=rubric_score) as judge,
+        gateway(postgres_url, upstream.base_url, prompts=True) as root,
+    ):
+        await traffic(root, 10, 0)
+        path = tmp_path / "plan.yaml"
+        path.write_text(judge_plan(upstream.base_url, judge.base_url))
+        with open_store(postgres_url) as store:
+            controller = Controller(store, load_plan(path), notify=lambda p: [])
+            row = controller.start()
+            action = await drive(controller, root, upstream, fail=False)
+            events = store.rollout_events(row.id)
+            kept = store.rollout_judgements(row.id, row.started_at)
+    assert action == ("rollback" if curt else "complete")
+    decided = next(e for e in events if e.kind in ("rollback", "promote"))
+    gate = next(g for g in decided.detail["gates"] if g["metric"] == "judge_score")  # type: ignore[index]
+    assert gate["status"] == ("rollback" if curt else "pass")
+    assert gate["n"]["baseline"] >= 40 and gate["n"]["candidate"] >= 40
+    if curt:
+        assert gate["candidate"] == pytest.approx(0.2) and gate["baseline"] > 0.7
+    # every judged answer is kept once, both arms sampled, at most 40 per arm per look
+    assert len({j.request_id for j in kept}) == len(kept)
+    assert {j.arm for j in kept} == {"baseline", "candidate"}
+    assert all(j.score is not None for j in kept)
+    assert len(judge.received) == len(kept)

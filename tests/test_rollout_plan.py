@@ -208,3 +208,43 @@ def test_nothing_to_compare(tmp_path: Path) -> None:
     with pytest.raises(PlanError, match="nothing would be compared") as info:
         load_plan(_write(tmp_path, text))
     assert (info.value.field, info.value.line) == ("stages", 3)
+
+
+def test_alpha_per_rollout_splits_alpha_over_the_compared_stages(tmp_path: Path) -> None:
+    plan = load_plan(_write(tmp_path, EXAMPLE + "alpha_per: rollout\n"))
+    # four stages below weight 100, five gate tests each
+    assert plan.test_level() == pytest.approx(0.05 / 4 / 5)
+    with pytest.raises(PlanError, match="alpha_per"):
+        load_plan(_write(tmp_path, EXAMPLE + "alpha_per: ever\n"))
+
+
+def test_a_judge_block_is_validated_with_its_field(tmp_path: Path) -> None:
+    def with_judge(judge: str) -> str:
+        gate = f"  - metric: judge_score\n    margin: 0.05\n    judge: {judge}\n"
+        return EXAMPLE.replace("owner:", gate + "owner:")
+
+    plan = load_plan(
+        _write(tmp_path, with_judge("{target: 'openai:gpt-4.1', rubric: ok, max_per_look: 10}"))
+    )
+    gate = plan.judge_gate
+    assert gate is not None and gate.judge is not None
+    assert (gate.judge.max_per_look, gate.judge.sample, gate.judge.concurrency) == (10, 1.0, 4)
+    for judge, field, message in [
+        ("{target: 'gpt-4.1', rubric: ok}", "gates.5.judge.target", "invalid target"),
+        ("{target: 'sim:echo', rubric: ok, max_per_look: 0}", "gates.5.judge.max_per_look", ">= 1"),
+        ("{target: 'sim:echo', rubric: ''}", "gates.5.judge.rubric", "at least 1 character"),
+        ("{target: 'sim:echo', rubric: ok, sample: 0}", "gates.5.judge.sample", "> 0"),
+        ("{target: 'sim:echo'}", "gates.5.judge.rubric", "missing required key"),
+    ]:
+        with pytest.raises(PlanError) as caught:
+            load_plan(_write(tmp_path, with_judge(judge)))
+        assert caught.value.field == field, judge
+        assert message in caught.value.message.replace("greater than or equal to", ">=").replace(
+            "greater than", ">"
+        ), caught.value.message
+    on_cost = EXAMPLE.replace(
+        "{metric: cost_per_request_usd, margin: 10%}",
+        "{metric: cost_per_request_usd, margin: 10%, judge: {target: 'sim:echo', rubric: x}}",
+    )
+    with pytest.raises(PlanError, match="only applies to metric judge_score"):
+        load_plan(_write(tmp_path, on_cost))

@@ -117,6 +117,76 @@ def test_rate_cs_with_little_data() -> None:
         rate_cs(5, 3, 0.05, 50.0)
 
 
+@pytest.mark.parametrize("side", ["above", "below"])
+@pytest.mark.parametrize(("s", "n", "p0"), [(12, 100, 0.07), (3, 40, 0.2), (60, 100, 0.4)])
+def test_one_sided_log_e_is_the_restricted_mixture_integral(
+    side: str, s: int, n: int, p0: float
+) -> None:
+    """The one-sided mixture is the likelihood ratio integrated over the prior restricted to
+    one side of p0 and renormalised (quad)."""
+    kappa = 40.0
+    a, b = kappa * p0, kappa * (1 - p0)
+    lo, hi = (p0, 1.0) if side == "above" else (0.0, p0)
+
+    def integrand(p: float) -> float:
+        ratio = (p / p0) ** s * ((1 - p) / (1 - p0)) ** (n - s)
+        return float(ratio * stats.beta.pdf(p, a, b))
+
+    value, _ = integrate.quad(integrand, lo, hi, points=[s / n] if lo < s / n < hi else None,
+                              limit=200)  # fmt: skip
+    mass = stats.beta.sf(p0, a, b) if side == "above" else stats.beta.cdf(p0, a, b)
+    ours = float(rate_log_e(s, n, p0, kappa, side))  # type: ignore[arg-type]
+    assert ours == pytest.approx(math.log(value / mass), rel=1e-6, abs=1e-9)
+
+
+def test_one_sided_log_e_is_a_supermartingale_under_the_one_sided_null() -> None:
+    """E[e_{n+1} | e_n] <= e_n for a true rate at or below p0 (exact sum over the next outcome);
+    a rate above p0 makes it grow."""
+    kappa, p0 = 50.0, 0.1
+    for s, n in [(0, 0), (3, 20), (15, 100), (2, 100)]:
+        now = math.exp(float(rate_log_e(s, n, p0, kappa, "above")))
+        up = math.exp(float(rate_log_e(s + 1, n + 1, p0, kappa, "above")))
+        same = math.exp(float(rate_log_e(s, n + 1, p0, kappa, "above")))
+        for p in (0.02, 0.1):
+            assert p * up + (1 - p) * same <= now * (1 + 1e-9)
+        assert 0.3 * up + 0.7 * same > now
+
+
+def test_the_one_sided_log_e_value_falls_towards_the_estimate() -> None:
+    """The one-sided root searches assume one crossing below the estimate (S >= 2)."""
+    for kappa in (2.0, 76.0, 5000.0):
+        for n in (5, 50, 3000, 10**6):
+            for s in sorted({2, 3, n // 10, n // 2, n - 2}):
+                if not 2 <= s <= n - 2:
+                    continue
+                grid = np.geomspace(s / n * 1e-9, s / n, 3000)
+                v = rate_log_e(s, n, grid, kappa, "above")
+                d = np.diff(v)
+                d = d[np.abs(d) > 1e-9 * np.maximum(1.0, np.abs(v[1:]))]
+                assert (d <= 0).all(), (kappa, n, s)
+
+
+def test_one_sided_rate_ends_are_where_their_e_values_cross() -> None:
+    gamma, kappa = 0.01, beta_concentration(1000, 0.01)
+    iv = rate_cs(np.array([30, 200]), np.array([1000, 1000]), gamma, kappa, one_sided=True)
+    two = rate_cs(np.array([30, 200]), np.array([1000, 1000]), gamma, kappa)
+    crit = math.log(1 / gamma)
+    for lo, hi, s in zip(iv.low, iv.high, (30, 200), strict=True):
+        # on the rejected side of the crossing, by at most a thousandth of a nat
+        assert crit < float(rate_log_e(s, 1000, lo, kappa, "above")) < crit + 1e-3
+        assert crit < float(rate_log_e(s, 1000, hi, kappa, "below")) < crit + 1e-3
+    # each end spends the whole level on its side: tighter than the two-sided interval
+    assert (iv.low > two.low).all() and (iv.high < two.high).all()
+
+
+def test_arm_levels_split_the_level_by_the_weight() -> None:
+    for weight in (1.0, 5.0, 25.0, 50.0, 99.0):
+        gb, gc = _core.arm_levels(0.01, weight)
+        assert gb + gc == pytest.approx(0.01)
+        assert gb / gc == pytest.approx(math.sqrt(weight / (100 - weight)))
+    assert _core.arm_levels(0.01, 50.0) == pytest.approx((0.005, 0.005))
+
+
 def test_mixture_rho_minimises_the_boundary_at_n_star() -> None:
     """The published tuning (Waudby-Smith et al. 2024) against a numerical minimum."""
     gamma, n_star = 0.01, 2000.0
@@ -219,6 +289,28 @@ def test_rate_cs_covers_at_every_look() -> None:
         iv = rate_cs(hits, np.full(runs, look * LOOK_EVERY), gamma, kappa)
         missed |= (p < iv.low) | (p > iv.high)
     assert missed.mean() <= gamma + _slack(gamma, runs)
+
+
+@pytest.mark.parametrize("p", [0.01, 0.2, 0.95])
+def test_each_one_sided_end_keeps_its_level_at_every_look(p: float) -> None:
+    """Rate ends (the estimate of p) and quantile count bands (p known) of one binomial stream:
+    each one-sided end on its own misses at most gamma of the time, looking every 50."""
+    runs, gamma = 2000, 0.05
+    kappa = beta_concentration(1000, gamma)
+    rng = np.random.default_rng(int(p * 1000) + 3)
+    hits = np.zeros(runs)
+    missed = {name: np.zeros(runs, dtype=bool) for name in ("low", "high", "k_low", "k_high")}
+    for look in range(1, HORIZON // LOOK_EVERY + 1):
+        n = look * LOOK_EVERY
+        hits += rng.binomial(LOOK_EVERY, p, runs)
+        iv = rate_cs(hits, np.full(runs, n), gamma, kappa, one_sided=True)
+        k_low, k_high = quantile_ranks(n, p, gamma, kappa, one_sided=True)
+        missed["low"] |= iv.low > p
+        missed["high"] |= iv.high < p
+        missed["k_low"] |= hits < k_low[0]
+        missed["k_high"] |= hits >= k_high[0]
+    for name, m in missed.items():
+        assert m.mean() <= gamma + _slack(gamma, runs), name
 
 
 @pytest.mark.parametrize("p", [0.5, 0.95, 0.99])

@@ -228,9 +228,9 @@ def test_migrations_create_every_table_and_reopen_is_a_no_op(store_url: str) -> 
     with Store.open(store_url) as again:
         assert again.get_run(run.id) == run
         with again.engine.connect() as conn:
-            assert migrations.current_revision(conn) == migrations.head_revision() == "0008"
+            assert migrations.current_revision(conn) == migrations.head_revision() == "0009"
             versions = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
-        assert [v[0] for v in versions] == ["0008"]
+        assert [v[0] for v in versions] == ["0009"]
 
 
 def test_a_database_from_a_newer_cutover_is_refused_clearly(store_url: str) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cutover.store import GatewayRequestRow, open_store
-from cutover.store._rollouts import RolloutActiveError
+from cutover.store._rollouts import Judgement, RolloutActiveError
 
 PLAN = {"route": "bot", "stages": [{"weight": 1}, {"weight": 100}], "gates": []}
 
@@ -83,8 +83,8 @@ def test_gateway_window_per_arm(store_url: str) -> None:
         store.write_gateway_requests(rows)
         store.record_feedback("r1", -1.0)
         store.record_feedback("r2", 1.0)
-        window = store.gateway_window("bot", t0 + timedelta(seconds=1))
-        late = store.gateway_window("bot", t0, t0 + timedelta(seconds=3))
+        window = store.gateway_window("bot", t0 + timedelta(seconds=1)).arms
+        late = store.gateway_window("bot", t0, t0 + timedelta(seconds=3)).arms
     base, cand = window["baseline"], window["candidate"]
     assert (base.requests, base.errors, base.feedback, base.negative_feedback) == (5, 0, 2, 1)
     assert base.latency_ms == [101.0, 102.0, 103.0, 104.0, 105.0]
@@ -94,3 +94,81 @@ def test_gateway_window_per_arm(store_url: str) -> None:
     assert (base.refusals, base.answers_checked) == (2, 5)  # r2, r4 of r1..r5
     assert base.checks == {"json_valid": [1, 5], "empty": [0, 5]}
     assert cand.checks == {"json_valid": [0, 1], "empty": [0, 1]}  # the 503 is not an answer
+
+
+def test_gateway_window_per_slice(store_url: str) -> None:
+    t0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    labels = ["medical", None, "billing", "medical"]
+    rows = [
+        GatewayRequestRow(
+            request_id=f"r{i}",
+            ts=t0 + timedelta(seconds=i),
+            route="bot",
+            arm="candidate" if i % 2 else "baseline",
+            target="openai:m",
+            status=500 if i == 5 else 200,
+            latency_ms=100.0 + i,
+            refused=i in (3, 7) if i != 5 else None,
+            slice=labels[i % 4],
+        )
+        for i in range(8)
+    ]
+    with open_store(store_url) as store:
+        store.write_gateway_requests(rows)
+        window = store.gateway_window("bot", t0, slices=("medical", "legal"))
+    assert set(window.slices) == {"medical", "legal"}  # every slice asked, seen or not
+    medical = window.slices["medical"]
+    # medical: r0, r4 (baseline), r3, r7 (candidate: both refused)
+    assert (medical["baseline"].requests, medical["candidate"].requests) == (2, 2)
+    assert (medical["candidate"].refusals, medical["candidate"].answers_checked) == (2, 2)
+    assert window.slices["legal"]["baseline"].requests == 0
+    assert window.arms["candidate"].requests == 4 and window.arms["candidate"].errors == 1
+
+
+def test_judgements_are_kept_once_per_answer(store_url: str) -> None:
+    t0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    rows = [
+        GatewayRequestRow(
+            request_id=f"r{i}",
+            ts=t0 + timedelta(seconds=i),
+            route="bot",
+            arm="candidate" if i % 2 else "baseline",
+            target="openai:m",
+            status=503 if i == 4 else 200,
+            latency_ms=100.0,
+            error_class="upstream_stream_broken" if i == 5 else None,
+            prompt='[{"role": "user", "content": "hi"}]' if i != 3 else None,
+            output=f"answer {i}" if i != 3 else None,
+            slice="medical" if i < 2 else None,
+        )
+        for i in range(6)
+    ]
+    with open_store(store_url) as store:
+        store.write_gateway_requests(rows)
+        rollout = store.create_rollout("bot", {}, "h", owner=None, actor="t")
+        todo = store.unjudged_answers(rollout.id, "bot", t0)
+        # the 503 and the broken stream are not answers; r3 has no logged text
+        assert [(r[0], r[1], r[2], r[4]) for r in todo] == [
+            ("r0", "baseline", "medical", True),
+            ("r1", "candidate", "medical", True),
+            ("r2", "baseline", None, True),
+            ("r3", "candidate", None, False),
+        ]
+        texts = store.request_texts(["r0", "r3", "r9"])
+        assert texts == {"r0": ('[{"role": "user", "content": "hi"}]', "answer 0")}
+        first = [
+            Judgement("r0", "baseline", "medical", t0, 0.8),
+            Judgement("r1", "candidate", "medical", t0 + timedelta(seconds=1), None, "timeout"),
+        ]
+        assert store.record_judgements(rollout.id, first) == 2
+        again = [Judgement("r0", "baseline", "medical", t0, 0.1)]
+        assert store.record_judgements(rollout.id, again) == 0  # the first score stands
+        assert [r[0] for r in store.unjudged_answers(rollout.id, "bot", t0)] == ["r2", "r3"]
+        kept = store.rollout_judgements(rollout.id, t0)
+        assert [(j.request_id, j.score, j.error) for j in kept] == [
+            ("r0", 0.8, None),
+            ("r1", None, "timeout"),
+        ]
+        assert store.rollout_judgements(rollout.id, t0 + timedelta(seconds=1))[0].request_id == "r1"
+        other = store.create_rollout("bot2", {}, "h", owner=None, actor="t")
+        assert len(store.unjudged_answers(other.id, "bot", t0)) == 4  # judged per rollout

@@ -26,7 +26,7 @@ from aiohttp import web
 from cutover.gateway import _errors
 from cutover.gateway.config import StickyKey
 from cutover.gateway.log import Trace
-from cutover.gateway.routing import assign
+from cutover.gateway.routing import assign, slice_label
 from cutover.gateway.shadow_jobs import BODY_KEY
 from cutover.gateway.translate import (
     ChatToMessagesStream,
@@ -224,6 +224,11 @@ class AnthropicEndpoints:
                 f"valid models (route aliases): {', '.join(sorted(self.gateway.routes))}",
                 headers,
             )
+        try:
+            trace.slice = slice_label(request.headers)
+        except ValueError as exc:
+            trace.error_class = "invalid_request_error"
+            return anthropic_error(400, str(exc), headers)
         key = _sticky_value(route.sticky, body, request, client_key)
         assignment = assign(
             route.alias,

@@ -12,8 +12,9 @@ URL (:mod:`cutover.gateway.worker`), else a thread.
   (``cutover_gateway_log_dropped_total``); the request is never blocked.
 - A failed write (database down, disk full, store not openable) is counted
   (``cutover_gateway_log_write_failures_total``); the batch goes back to the
-  front of the queue (as much of it as fits in the bound, the rest counted as
-  dropped) and is retried with a growing pause, up to 5 s.
+  front of the queue and is retried with a growing pause, up to 5 s. The batch
+  being written counts against ``queue_size``, so the records held in memory
+  never exceed it and a failed batch always fits back.
 - Prompts and outputs are kept only with ``log.prompts: true``; the
   ``log.redact`` patterns are applied before the record is queued.
 """
@@ -86,6 +87,8 @@ class LogRecord(NamedTuple):
     answer_stream: bytes | None = None
     """A streamed answer's raw SSE bytes, when its text is needed only for the checks: the
     text is assembled where the record is written, not on the request path."""
+    slice: str | None = None
+    """The client's slice label (``x-cutover-slice``), for per-slice rollout gates."""
 
 
 def rows_from_records(records: Sequence[Sequence[Any]]) -> list[GatewayRequestRow]:
@@ -108,7 +111,10 @@ def rows_from_records(records: Sequence[Sequence[Any]]) -> list[GatewayRequestRo
         checks = None if text is None else live_checks(text, r[16] if len(r) > 16 else None)
         ts = datetime.fromtimestamp(r[1], UTC)
         prompt, output = _no_nul(r[13]), _no_nul(r[14])  # PostgreSQL text cannot hold NUL
-        rows.append(GatewayRequestRow(*(r[0], ts, *r[2:13], prompt, output, refused, checks)))
+        label = r[18] if len(r) > 18 else None
+        rows.append(
+            GatewayRequestRow(*(r[0], ts, *r[2:13], prompt, output, refused, checks, label))
+        )
     return rows
 
 
@@ -211,6 +217,8 @@ class Trace:
     """What the client spoke: ``chat`` (OpenAI Chat Completions) or ``messages`` (Anthropic)."""
     ttft_s: float | None = None
     error_class: str | None = None
+    slice: str | None = None
+    """The client's slice label (``x-cutover-slice``)."""
     chunks: list[bytes] | None = None
     """Every streamed chunk (only when prompts are logged), else the last few."""
     keep_all_chunks: bool = False
@@ -253,6 +261,7 @@ class RequestLog(FlushLoop):
         self._wake = asyncio.Event()
         self._flush_lock = asyncio.Lock()
         self._failures_in_a_row = 0
+        self._in_flight = 0  # records taken from the queue by a write not finished yet
         self.dropped = 0
         self.write_failures = 0
         self.written = 0
@@ -262,7 +271,8 @@ class RequestLog(FlushLoop):
         return self.access is not None
 
     def __len__(self) -> int:
-        return len(self._queue)
+        """Records held in memory: queued plus the batch being written."""
+        return len(self._queue) + self._in_flight
 
     def is_pending(self, request_id: str) -> bool:
         """``request_id`` is queued (or being written) but not in the store yet."""
@@ -272,7 +282,7 @@ class RequestLog(FlushLoop):
         """Queue ``row`` without waiting; ``False`` (and a drop counted) when full."""
         if self.access is None:
             return False
-        if len(self._queue) >= self.queue_size:
+        if len(self) >= self.queue_size:
             self._drop(1)
             return False
         self._queue.append(row)
@@ -291,30 +301,36 @@ class RequestLog(FlushLoop):
             while self._queue:
                 n = min(self.batch_size, len(self._queue))
                 batch = [self._queue.popleft() for _ in range(n)]
+                # The batch still counts against the bound while it is written, so the
+                # records held never exceed queue_size and a failed batch always fits back.
+                self._in_flight = n
                 try:
-                    assert self.access is not None
-                    await self.access.write_requests(batch)
-                except Exception:  # noqa: BLE001 - any store failure: count, keep serving
-                    self.write_failures += 1
-                    self.metrics.log_write_failures.inc()
-                    self._failures_in_a_row += 1
-                    if self._failures_in_a_row >= POISON_AFTER and await self._isolate(batch):
-                        self._failures_in_a_row = 0
-                        continue
-                    room = self.queue_size - len(self._queue)
-                    keep = batch[: max(room, 0)]
-                    lost = batch[len(keep) :]
-                    for row in lost:
-                        self._pending.discard(row.request_id)
-                    if lost:
-                        self._drop(len(lost))
-                    self._queue.extendleft(reversed(keep))
+                    written = await self._write(batch)
+                finally:
+                    self._in_flight = 0
+                if not written:
+                    self._queue.extendleft(reversed(batch))
                     return False
+        return True
+
+    async def _write(self, batch: list[LogRecord]) -> bool:
+        """Write ``batch`` (or, after repeated failures, what of it the store accepts)."""
+        assert self.access is not None
+        try:
+            await self.access.write_requests(batch)
+        except Exception:  # noqa: BLE001 - any store failure: count, keep serving
+            self.write_failures += 1
+            self.metrics.log_write_failures.inc()
+            self._failures_in_a_row += 1
+            if self._failures_in_a_row >= POISON_AFTER and await self._isolate(batch):
                 self._failures_in_a_row = 0
-                self.written += len(batch)
-                self.metrics.log_written.inc(len(batch))
-                for row in batch:
-                    self._pending.discard(row.request_id)
+                return True
+            return False
+        self._failures_in_a_row = 0
+        self.written += len(batch)
+        self.metrics.log_written.inc(len(batch))
+        for row in batch:
+            self._pending.discard(row.request_id)
         return True
 
     async def _isolate(self, batch: list[LogRecord]) -> bool:
@@ -440,6 +456,7 @@ class Telemetry:
                 answer_text=answer_text,
                 response_format=trace.response_format,
                 answer_stream=stream,
+                slice=trace.slice,
             )
         )
 

@@ -221,25 +221,32 @@ class GatewayMetrics:
         retries: int = 0,
         fallback: bool = False,
     ) -> None:
-        """Count one answered request (the request path; no I/O, no locks)."""
-        key = (route, arm)
-        s = self.series.get(key)
-        if s is None:
-            s = self.series[key] = _ArmSeries()
+        """Count one answered request (the request path; no I/O, no locks).
+
+        The request counts under its arm; after a fallback its tokens count under the
+        baseline, whose model produced (and bills) them."""
+        s = self._series(route, arm)
         s.statuses[status] = s.statuses.get(status, 0) + 1
         s.latency.observe(latency_s)
         if ttft_s is not None:
             s.ttft.observe(ttft_s)
         if error_class is not None:
             s.errors[error_class] = s.errors.get(error_class, 0) + 1
+        billed = self._series(route, "baseline") if fallback else s
         if input_tokens:
-            s.input_tokens += input_tokens
+            billed.input_tokens += input_tokens
         if output_tokens:
-            s.output_tokens += output_tokens
+            billed.output_tokens += output_tokens
         if retries:
             s.retries += retries
         if fallback:
             s.fallbacks += 1
+
+    def _series(self, route: str, arm: str) -> _ArmSeries:
+        s = self.series.get((route, arm))
+        if s is None:
+            s = self.series[(route, arm)] = _ArmSeries()
+        return s
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -211,10 +211,18 @@ class RouteState:
             self.check_failsafe()
             return
         one = await asyncio.to_thread(store.gateway_route, alias)
+        if one is None:
+            self._last_ok = time.monotonic()
+            return
+        # the rollout that set this weight may have finished with it: read its status with
+        # the row, or a store outage before the next full read would hold a finished
+        # rollout's route at the baseline
+        running, silent = await asyncio.to_thread(self._rollouts, store, [one])
         self._last_ok = time.monotonic()
-        if one is not None:
-            self._apply(one)
-            self.check_failsafe()
+        self._running_rollouts = (self._running_rollouts - {alias}) | running
+        self._silent_controllers = (self._silent_controllers - {alias}) | silent
+        self._apply(one)
+        self.check_failsafe()
 
     def _rollouts(self, store: Store, rows: list[RouteRow]) -> tuple[set[str], set[str]]:
         """Routes with a running rollout whose weight it set, and those whose controller has
@@ -224,7 +232,7 @@ class RouteState:
         silent: set[str] = set()
         if limit is None:
             return running, silent
-        now = utcnow()
+        now = None
         for row in rows:
             if row.alias not in self._rows or not row.updated_by.startswith("rollout:"):
                 continue
@@ -232,6 +240,8 @@ class RouteState:
             if rollout is None or rollout.status != "running":
                 continue
             running.add(row.alias)
+            if now is None:
+                now = store.database_now()  # the clock the heartbeat was written on
             heard = rollout.heartbeat_at or rollout.updated_at
             if (now - heard).total_seconds() > limit:
                 silent.add(row.alias)
@@ -273,7 +283,8 @@ class RouteState:
                     if store is not None and store.dialect == "postgresql"
                     else SQLITE_POLL_S
                 )
-            await asyncio.sleep(interval if store is not None else RETRY_S)
+            interval = interval if store is not None else RETRY_S
+            await self._sleep_watching(interval)
             try:
                 if self._store is None:
                     await self._connect_store()
@@ -281,6 +292,16 @@ class RouteState:
                     await self.reload()
             except Exception as exc:  # noqa: BLE001 - the store is down: keep the last weights
                 logger.warning("route state: reload failed (%s)", exc)
+            self.check_failsafe()
+
+    async def _sleep_watching(self, seconds: float) -> None:
+        """Sleep, checking the failsafe often enough that a store outage holds a rollout's
+        route within a quarter of the failsafe time of its limit, however long the poll."""
+        limit = self._failsafe_after_s
+        tick = seconds if limit is None else min(seconds, limit / 4)
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(tick, left))
             self.check_failsafe()
 
     async def _listen_loop(self) -> None:

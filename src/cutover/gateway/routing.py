@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Container
+import re
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -72,4 +73,27 @@ def assign(
     return Assignment(Arm.BASELINE, key_hash)
 
 
-__all__ = ["Arm", "Assignment", "assign", "sticky_point"]
+SLICE_HEADER = "x-cutover-slice"
+"""The request header that labels a request's slice (e.g. ``medical``) for per-slice gates."""
+_SLICE_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+
+
+def slice_label(headers: Mapping[str, str]) -> str | None:
+    """The request's slice label (header ``x-cutover-slice``), ``None`` without one.
+
+    Raises :class:`ValueError` (the message names the header and what is valid)
+    for a label a rollout plan could not name.
+    """
+    raw = headers.get(SLICE_HEADER)
+    if raw is None:
+        return None
+    label = raw.strip()
+    if not _SLICE_LABEL.fullmatch(label):
+        raise ValueError(
+            f"header {SLICE_HEADER} is {raw[:80]!r}; a slice label is 1-64 characters: "
+            "letters, digits and _ . : - (starting with a letter or digit)"
+        )
+    return label
+
+
+__all__ = ["SLICE_HEADER", "Arm", "Assignment", "assign", "slice_label", "sticky_point"]

@@ -53,7 +53,7 @@ from cutover.gateway.log import (
 )
 from cutover.gateway.metrics import GatewayMetrics
 from cutover.gateway.route_state import RouteState
-from cutover.gateway.routing import Arm, assign
+from cutover.gateway.routing import SLICE_HEADER, Arm, assign, slice_label
 from cutover.gateway.shadow import Shadow, ShadowStore
 from cutover.gateway.shadow_jobs import BODY_KEY
 from cutover.gateway.upstream import open_upstream
@@ -366,6 +366,17 @@ class Gateway:
                 error_type="invalid_request_error",
                 code="model_not_found",
                 param="model",
+                headers=headers,
+            )
+        try:
+            trace.slice = slice_label(request.headers)
+        except ValueError as exc:
+            trace.error_class = "invalid_slice"
+            return error_response(
+                400,
+                str(exc),
+                error_type="invalid_request_error",
+                param=SLICE_HEADER,
                 headers=headers,
             )
         if self.shadow.enabled and self.shadow.wants(route.alias):

@@ -9,14 +9,16 @@ the candidate is *shown worse* than the margin allows when the most
 favourable values inside the two sequences still differ by more than the
 margin (``low(c) - high(b) > m``, or ``low(c) > (1 + m) high(b)`` for a
 relative margin), and *shown non-inferior* when the least favourable values
-differ by less (``high(c) - low(b) < m``). Each arm's sequence is at level
-``gamma = test_level / 2``, so a test errs with probability at most
-``test_level`` (union bound), and the stage's tests together at most
+differ by less (``high(c) - low(b) < m``). Each end is a one-sided bound, and
+a test's level is split between the arms, ``gamma_c + gamma_b = test_level``
+(:func:`arm_levels`), so each of the two decisions errs with probability at
+most ``test_level`` (union bound), and the stage's tests together at most
 ``alpha`` (Bonferroni).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Final, NamedTuple
 
 import numpy as np
@@ -68,8 +70,10 @@ class TestDesign(NamedTuple):
 
     gate: Gate
     scope: str
-    gamma: float
-    """Level of each arm's confidence sequence (half the test's level)."""
+    gamma_baseline: float
+    """Level of each one-sided end of the baseline's confidence sequence."""
+    gamma_candidate: float
+    """The candidate's; the two add up to the test's level."""
     kappa_baseline: float
     kappa_candidate: float
     rho_baseline: float
@@ -86,8 +90,24 @@ class StageDesign(NamedTuple):
     test_level: float
 
 
+def arm_levels(level: float, weight: float) -> tuple[float, float]:
+    """Split a test's level between the arms: ``(gamma_baseline, gamma_candidate)``.
+
+    A decision compares one end of each arm's sequence, so it errs with
+    probability at most ``gamma_b + gamma_c``. The sum of the two ends' widths,
+    each about ``sqrt(log(1/gamma) / n)``, is smallest when
+    ``gamma_b / gamma_c = sqrt(n_c / n_b) = sqrt(w / (100 - w))``: at a 1%
+    canary the candidate gets 91% of the level (its data are few, its end
+    decides), at 50% each arm gets half. It depends only on the stage's
+    weight, so it is fixed before the data are seen.
+    """
+    w = min(max(weight, 1e-3), 99.999)
+    gamma_c = level / (1.0 + math.sqrt(w / (100.0 - w)))
+    return level - gamma_c, gamma_c
+
+
 def design_stage(plan: Plan, index: int) -> StageDesign:
-    """The tests of stage ``index`` and the tuning of their mixtures.
+    """The tests of stage ``index``, the levels of their arms and the tuning of their mixtures.
 
     The candidate's mixtures are tuned to be tightest at ``n* = max(min_requests,
     1000)`` observations and the baseline's at the number it serves meanwhile,
@@ -95,19 +115,20 @@ def design_stage(plan: Plan, index: int) -> StageDesign:
     """
     stage = plan.stages[index]
     level = plan.test_level()
-    gamma = level / 2.0
     weight = min(stage.weight, 99.999)
+    gamma_b, gamma_c = arm_levels(level, weight)
     n_star_c = max(float(stage.min_requests), N_STAR_MIN)
     n_star_b = n_star_c * (100.0 - weight) / weight
     tests = tuple(
         TestDesign(
             gate=gate,
             scope=scope,
-            gamma=gamma,
-            kappa_baseline=beta_concentration(n_star_b, gamma),
-            kappa_candidate=beta_concentration(n_star_c, gamma),
-            rho_baseline=mixture_rho(n_star_b, gamma),
-            rho_candidate=mixture_rho(n_star_c, gamma),
+            gamma_baseline=gamma_b,
+            gamma_candidate=gamma_c,
+            kappa_baseline=beta_concentration(n_star_b, gamma_b),
+            kappa_candidate=beta_concentration(n_star_c, gamma_c),
+            rho_baseline=mixture_rho(n_star_b, gamma_b),
+            rho_candidate=mixture_rho(n_star_c, gamma_c),
         )
         for gate in plan.gates
         for scope in gate.scopes
@@ -156,13 +177,15 @@ class ArmBounds(NamedTuple):
 
 
 def rate_bounds(hits: FloatArray, n: FloatArray, gamma: float, kappa: float) -> ArmBounds:
-    iv = rate_cs(hits, n, gamma, kappa)
+    """One arm's rate with one-sided ends at level ``gamma`` each."""
+    iv = rate_cs(hits, n, gamma, kappa, one_sided=True)
     return ArmBounds(np.asarray(n, dtype=np.float64), *iv)
 
 
 def mean_bounds(
     n: FloatArray, total: FloatArray, total_sq: FloatArray, gamma: float, rho: float
 ) -> ArmBounds:
+    """One arm's mean, two-sided at level ``gamma`` (so each end at most ``gamma``)."""
     iv = mean_cs(n, total, total_sq, gamma, rho)
     return ArmBounds(np.asarray(n, dtype=np.float64), *iv)
 
@@ -179,7 +202,7 @@ def histogram_quantile_bounds(
     """
     cum = np.cumsum(counts, axis=1)
     n = cum[:, -1].astype(np.float64)
-    k_low, k_high = quantile_ranks(n, p, gamma, kappa)
+    k_low, k_high = quantile_ranks(n, p, gamma, kappa, one_sided=True)
     return _histogram_bounds(cum, n, edges, p, k_low, k_high)
 
 
@@ -222,7 +245,9 @@ def sample_quantile_bounds(values: FloatArray, p: float, gamma: float, kappa: fl
     v = np.sort(np.asarray(values, dtype=np.float64))
     v = v[np.isfinite(v)]
     n = float(v.size)
-    k_low, k_high = (int(k[0]) for k in quantile_ranks(np.array([n]), p, gamma, kappa))
+    k_low, k_high = (
+        int(k[0]) for k in quantile_ranks(np.array([n]), p, gamma, kappa, one_sided=True)
+    )
     low = float(v[k_low - 1]) if k_low >= 1 else 0.0
     high = float(v[k_high - 1]) if k_high <= n else np.inf
     estimate = float(np.quantile(v, p)) if n else np.nan
@@ -241,49 +266,52 @@ def evaluate_tests(
     which is what makes looking every minute at a thousand simulated runs
     cheap. ``None`` data (a metric or slice the window lacks) gives ``None``.
     """
-    gamma = design.tests[0].gamma if design.tests else 0.5
     bounds: dict[tuple[int, int], ArmBounds] = {}
-    rates: list[tuple[tuple[int, int], RateData, float]] = []
-    hists: list[tuple[tuple[int, int], HistData, float, float]] = []
+    # (test, arm) -> data, gamma, kappa (rates) or quantile, gamma, kappa (histograms)
+    rates: list[tuple[tuple[int, int], RateData, float, float]] = []
+    hists: list[tuple[tuple[int, int], HistData, float, float, float]] = []
     for i, (test, pair) in enumerate(zip(design.tests, data, strict=True)):
         if pair is None:
             continue
         spec = test.gate.spec
         for j, arm in enumerate(pair):
+            gamma = test.gamma_candidate if j else test.gamma_baseline
             kappa = test.kappa_candidate if j else test.kappa_baseline
             rho = test.rho_candidate if j else test.rho_baseline
             if isinstance(arm, RateData):
-                rates.append(((i, j), arm, kappa))
+                rates.append(((i, j), arm, gamma, kappa))
             elif isinstance(arm, MeanData):
                 bounds[(i, j)] = mean_bounds(arm.n, arm.total, arm.total_sq, gamma, rho)
             elif isinstance(arm, HistData):
                 assert spec.quantile is not None
-                hists.append(((i, j), arm, spec.quantile, kappa))
+                hists.append(((i, j), arm, spec.quantile, gamma, kappa))
             else:
                 assert spec.quantile is not None
                 bounds[(i, j)] = sample_quantile_bounds(arm.values, spec.quantile, gamma, kappa)
     if rates:
-        sizes = [np.size(r.n) for _, r, _ in rates]
+        sizes = [np.size(r.n) for _, r, _, _ in rates]
         iv = rate_cs(
-            np.concatenate([np.atleast_1d(r.hits) for _, r, _ in rates]),
-            np.concatenate([np.atleast_1d(r.n) for _, r, _ in rates]),
-            gamma,
-            np.repeat([k for _, _, k in rates], sizes),
+            np.concatenate([np.atleast_1d(r.hits) for _, r, _, _ in rates]),
+            np.concatenate([np.atleast_1d(r.n) for _, r, _, _ in rates]),
+            np.repeat([g for _, _, g, _ in rates], sizes),
+            np.repeat([k for _, _, _, k in rates], sizes),
+            one_sided=True,
         )
-        for (key, r, _), part in zip(rates, _split(iv, sizes), strict=True):
+        for (key, r, _, _), part in zip(rates, _split(iv, sizes), strict=True):
             bounds[key] = ArmBounds(np.atleast_1d(np.asarray(r.n, dtype=np.float64)), *part)
     if hists:
-        cums = [np.cumsum(h.counts, axis=1) for _, h, _, _ in hists]
+        cums = [np.cumsum(h.counts, axis=1) for _, h, _, _, _ in hists]
         ns = [c[:, -1].astype(np.float64) for c in cums]
         sizes = [n.size for n in ns]
         k_low, k_high = quantile_ranks(
             np.concatenate(ns),
-            np.repeat([q for _, _, q, _ in hists], sizes),
-            gamma,
-            np.repeat([k for _, _, _, k in hists], sizes),
+            np.repeat([q for _, _, q, _, _ in hists], sizes),
+            np.repeat([g for _, _, _, g, _ in hists], sizes),
+            np.repeat([k for _, _, _, _, k in hists], sizes),
+            one_sided=True,
         )
         offsets = np.cumsum([0, *sizes])
-        for h_i, ((key, h, q, _), cum, n) in enumerate(zip(hists, cums, ns, strict=True)):
+        for h_i, ((key, h, q, _, _), cum, n) in enumerate(zip(hists, cums, ns, strict=True)):
             rows = slice(offsets[h_i], offsets[h_i + 1])
             bounds[key] = _histogram_bounds(cum, n, h.edges, q, k_low[rows], k_high[rows])
     out: list[GateArrays | None] = []
@@ -453,6 +481,7 @@ __all__ = [
     "StageArrays",
     "StageDesign",
     "TestDesign",
+    "arm_levels",
     "compare_arms",
     "design_stage",
     "evaluate_tests",

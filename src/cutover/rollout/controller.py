@@ -51,6 +51,7 @@ from cutover.rollout.decide import (
     StageWindow,
     decide_stage,
 )
+from cutover.rollout.live_judge import JudgeLook, LiveJudge, judge_scores
 from cutover.rollout.plan import Plan
 from cutover.store import Store
 from cutover.store._rollouts import ArmLog, RolloutRow
@@ -76,8 +77,8 @@ def plan_hash(plan: Plan) -> str:
     return hashlib.sha256(json.dumps(plan_data(plan), sort_keys=True).encode()).hexdigest()
 
 
-def arm_window(log: ArmLog) -> ArmWindow:
-    """One arm of the request log, as the analysis takes it."""
+def arm_window(log: ArmLog, judge_score: Moments | None = None) -> ArmWindow:
+    """One arm of the request log (and its judge scores), as the analysis takes it."""
     return ArmWindow(
         requests=log.requests,
         errors=log.errors,
@@ -88,7 +89,26 @@ def arm_window(log: ArmLog) -> ArmWindow:
         negative_feedback=Counts(log.negative_feedback, log.feedback) if log.feedback else None,
         refusals=Counts(log.refusals, log.answers_checked) if log.answers_checked else None,
         invalid_outputs={name: Counts(hits, n) for name, (hits, n) in log.checks.items()},
+        judge_score=judge_score,
     )
+
+
+def _check_live_gates(plan: Plan) -> None:
+    """Refuse, before anything changes, a gate the controller cannot feed on live traffic.
+
+    A ``judge_score`` gate without ``judge:`` (the model and rubric that score
+    live answers) would get ``no_data`` at every look, so its stage could never
+    be promoted: the rollout would sit at the first weight until it timed out.
+    """
+    for i, gate in enumerate(plan.gates):
+        if gate.metric == "judge_score" and gate.judge is None:
+            raise RolloutError(
+                "a judge_score gate on live traffic needs 'judge:' (the model and rubric that "
+                "score a sample of the live answers), or it could never be promoted",
+                field=f"gates.{i}.judge",
+                hint="add judge: {target: provider:model@url, rubric: ...}; "
+                "`cutover rollout simulate` takes the gate without it",
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +141,11 @@ class Controller:
         self._clock = clock
         self._last_hold: str | None = None
         self._blind_since: float | None = None
+        self._alerted: set[str] = set()
+        gate = plan.judge_gate
+        self._judge = (
+            LiveJudge(store, gate.judge) if gate is not None and gate.judge is not None else None
+        )
         self.rollout_id: str | None = None
 
     # -- start or resume ---------------------------------------------------------------
@@ -128,6 +153,18 @@ class Controller:
     def start(self) -> RolloutRow:
         """Start the plan's rollout, or resume the route's active one if it has this plan."""
         plan, store = self.plan, self.store
+        _check_live_gates(plan)
+        if self._judge is not None:
+            try:
+                self._judge.check()
+            except CutoverError as exc:
+                index = next(i for i, g in enumerate(plan.gates) if g.metric == "judge_score")
+                detail = exc.message if isinstance(exc, InputError) else str(exc)
+                raise RolloutError(
+                    f"the judge cannot be called: {detail}",
+                    field=f"gates.{index}.judge.target",
+                    hint=exc.hint if isinstance(exc, InputError) else None,
+                ) from None
         route = store.gateway_route(plan.route)
         if route is None:
             raise RolloutError(
@@ -179,23 +216,80 @@ class Controller:
             if row is None or row.status != "running":
                 return Look(None, row, "idle")
             self.store.rollout_heartbeat(row.id)
-            logs = self.store.gateway_window(row.route, row.stage_started_at)
+            since, slices = row.stage_started_at, self.plan.slice_names
+            judged = None
+            if self._judge is not None:
+                judged = self._judge.look(row.id, row.route, since)
+                scores = judge_scores(self.store.rollout_judgements(row.id, since), slices)
+            else:
+                scores = {}
+            logs = self.store.gateway_window(row.route, since, slices=slices)
         except StoreError as exc:
             return self._blind(exc)
         if self._blind_since is not None:
             self._blind_since = None
             logger.warning("the store is back; the rollout goes on")
         elapsed = (utcnow() - row.stage_started_at).total_seconds()
+
+        def arms(label: str | None, by_arm: dict[str, ArmLog]) -> tuple[ArmWindow, ArmWindow]:
+            return (
+                arm_window(by_arm["baseline"], scores.get((label, "baseline"))),
+                arm_window(by_arm["candidate"], scores.get((label, "candidate"))),
+            )
+
+        baseline, candidate = arms(None, logs.arms)
         window = StageWindow(
-            baseline=arm_window(logs["baseline"]),
-            candidate=arm_window(logs["candidate"]),
+            baseline=baseline,
+            candidate=candidate,
             elapsed_s=max(elapsed, 0.0),
+            slices={label: arms(label, by_arm) for label, by_arm in logs.slices.items()},
         )
         decision = decide_stage(self.plan, row.stage, window)
         try:
+            self._alert_unfed(row, window, judged)
             return self._act(row, decision)
         except StoreError as exc:
             return self._blind(exc)
+
+    def _alert_unfed(self, row: RolloutRow, window: StageWindow, judged: JudgeLook | None) -> None:
+        """Alert once (recorded and sent) when a gate cannot get data from live traffic: the
+        gateways log no answer text for the judge, the judge fails on every answer, or no
+        request carries a slice the plan names."""
+        problems: list[tuple[str, str]] = []
+        if judged is not None and judged.blind:
+            problems.append(
+                (
+                    "judge_blind",
+                    "the judge_score gate has no answers to judge: the gateways do not log "
+                    "answer text (set log: {prompts: true} in the gateway config)",
+                )
+            )
+        if judged is not None and judged.failed and not judged.judged:
+            problems.append(
+                (
+                    "judge_failing",
+                    f"the judge failed on all {judged.failed} answers of this look: "
+                    + "; ".join(judged.errors),
+                )
+            )
+        if window.baseline.requests + window.candidate.requests >= 100:
+            for label, (b, c) in window.slices.items():
+                if b.requests + c.requests == 0:
+                    problems.append(
+                        (
+                            f"slice_missing:{label}",
+                            f"no request carried slice '{label}' (header x-cutover-slice), so "
+                            "its gates cannot pass",
+                        )
+                    )
+        for key, message in problems:
+            if key in self._alerted:
+                continue
+            self._alerted.add(key)
+            logger.warning("rollout %s: %s", row.id, message)
+            detail = {"problem": key.split(":")[0], "message": message}
+            self.store.update_rollout(row.id, event="alert", actor=self.actor, detail=detail)
+            self._send(row, "alert", detail=detail)
 
     def _act(self, row: RolloutRow, decision: StageDecision) -> Look:
         detail = decision.to_dict()

@@ -149,7 +149,13 @@ def record_markdown(data: dict[str, Any]) -> str:
             else ""
         )
         detail = e["detail"] or {}
-        why = detail.get("cause") or detail.get("reason") or detail.get("error") or ""
+        why = (
+            detail.get("cause")
+            or detail.get("reason")
+            or detail.get("error")
+            or detail.get("message")
+            or ""
+        )
         lines.append(
             f"| {e['ts'][:19].replace('T', ' ')} | {e['kind']} | {e['stage']} | {e['actor']} "
             f"| {weight} | {why} |"

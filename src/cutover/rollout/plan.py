@@ -33,6 +33,7 @@ from types import MappingProxyType
 from typing import Annotated, Any, Final, Literal, NamedTuple, NoReturn
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -54,6 +55,7 @@ __all__ = [
     "INVALID_OUTPUT_CHECKS",
     "METRICS",
     "Gate",
+    "JudgeConfig",
     "Margin",
     "MetricSpec",
     "Plan",
@@ -217,6 +219,40 @@ class Stage(BaseModel):
         return self.weight < 100
 
 
+def _target_spec(value: str) -> str:
+    """``value`` if it is a valid ``provider:model[@url]`` target, else a plain error."""
+    try:
+        parse_target(value)
+    except TargetSpecError as exc:
+        hint = f" ({exc.hint})" if exc.hint else ""
+        raise ValueError(f"{exc.message}{hint}") from None
+    return value
+
+
+class JudgeConfig(BaseModel):
+    """How the controller scores live answers for a ``judge_score`` gate.
+
+    At each look it picks, per arm, up to ``max_per_look`` logged answers not
+    judged yet (a ``sample`` share of them is eligible, chosen by a hash of the
+    request id, so the choice is random but repeatable) and asks ``target`` to
+    score each against ``rubric`` (0..1). The gateways must log answers
+    (``log: {prompts: true}``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target: Annotated[str, AfterValidator(_target_spec)]
+    """The judge model, ``provider:model[@url]``."""
+    rubric: str = Field(min_length=1)
+    """What a good answer is; the judge scores each answer against it from 0 to 1."""
+    max_per_look: int = Field(default=20, ge=1, le=1000)
+    """Answers judged per arm at each look, at most (the judge's cost per look)."""
+    sample: float = Field(default=1.0, gt=0, le=1)
+    """Share of answers eligible for judging."""
+    concurrency: int = Field(default=4, ge=1, le=64)
+    """Judge calls in flight at once."""
+
+
 class Gate(BaseModel):
     """One metric compared between the arms, with its margin and optional hard limit."""
 
@@ -233,6 +269,8 @@ class Gate(BaseModel):
     slices: tuple[Annotated[str, Field(min_length=1)], ...] = ()
     """Slices on which the gate is also evaluated (besides all traffic)."""
     name: str | None = None
+    judge: JudgeConfig | None = None
+    """For ``judge_score`` on live traffic: the judge model, rubric and sample."""
 
     @field_validator("metric")
     @classmethod
@@ -295,6 +333,16 @@ class Gate(BaseModel):
             )
         return value
 
+    @field_validator("judge")
+    @classmethod
+    def _judge_for_judge_score(
+        cls, value: JudgeConfig | None, info: ValidationInfo
+    ) -> JudgeConfig | None:
+        metric = info.data.get("metric")
+        if value is not None and metric is not None and metric != "judge_score":
+            raise ValueError("'judge' only applies to metric judge_score")
+        return value
+
     @field_validator("slices")
     @classmethod
     def _distinct_slices(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -337,6 +385,9 @@ class Plan(BaseModel):
     notify: tuple[str, ...] = ()
     """Webhook URLs told of every promotion, hold alert and rollback."""
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    alpha_per: Literal["stage", "rollout"] = "stage"
+    """``stage``: ``alpha`` bounds each stage's false rollback; ``rollout``: the whole
+    rollout's (``alpha`` split evenly over the stages below weight 100)."""
     """Per stage, the most probability of rolling back a candidate that is within every margin
     and hard limit (split evenly across the stage's gate tests)."""
     rollback_when: Literal["beyond_margin", "worse"] = "beyond_margin"
@@ -356,12 +407,7 @@ class Plan(BaseModel):
     @field_validator("candidate")
     @classmethod
     def _valid_target(cls, value: str) -> str:
-        try:
-            parse_target(value)
-        except TargetSpecError as exc:
-            hint = f" ({exc.hint})" if exc.hint else ""
-            raise ValueError(f"{exc.message}{hint}") from None
-        return value
+        return _target_spec(value)
 
     @field_validator("notify")
     @classmethod
@@ -396,13 +442,25 @@ class Plan(BaseModel):
         return parse_target(self.candidate)
 
     @property
+    def slice_names(self) -> tuple[str, ...]:
+        """Every slice a gate names, in the order first named."""
+        return tuple(dict.fromkeys(name for gate in self.gates for name in gate.slices))
+
+    @property
+    def judge_gate(self) -> Gate | None:
+        """The ``judge_score`` gate (a plan has at most one)."""
+        return next((gate for gate in self.gates if gate.metric == "judge_score"), None)
+
+    @property
     def tests_per_stage(self) -> int:
         """Gate tests in one stage: each gate on all traffic plus on each of its slices."""
         return sum(len(gate.scopes) for gate in self.gates)
 
     def test_level(self) -> float:
-        """The level of each gate test: ``alpha`` split evenly (Bonferroni) across them."""
-        return self.alpha / self.tests_per_stage
+        """The level of each gate test: ``alpha`` (per stage, or per rollout split over its
+        compared stages) split evenly (Bonferroni) across the stage's tests."""
+        stages = sum(s.compared for s in self.stages) if self.alpha_per == "rollout" else 1
+        return self.alpha / stages / self.tests_per_stage
 
     def as_dict(self) -> dict[str, Any]:
         """The plan as plain data, durations and margins written as in the file."""

@@ -45,6 +45,8 @@ class GatewayRequestRow:
     """The answer refused, fully or in part (``detect_refusal``); ``None``: not an answer."""
     checks: dict[str, int] | None = None
     """Each output check that applied to the answer: 1 if it flagged a problem, else 0."""
+    slice: str | None = None
+    """The client's slice label (header ``x-cutover-slice``), for per-slice rollout gates."""
 
 
 _ROW_FIELDS = tuple(GatewayRequestRow.__dataclass_fields__)

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -59,6 +59,20 @@ rollout_events = sa.Table(  # 0006
     sa.Column("weight_after", sa.Float, nullable=True),
     sa.Column("detail", JSONText, nullable=True),
     sa.Index("ix_rollout_events_rollout", "rollout_id", "id"),
+)
+
+rollout_judgements = sa.Table(  # 0009
+    "rollout_judgements",
+    metadata,
+    sa.Column("rollout_id", sa.String(32), sa.ForeignKey("rollouts.id"), primary_key=True),
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("arm", sa.String(16), nullable=False),
+    sa.Column("slice", sa.String(64), nullable=True),
+    sa.Column("request_ts", UTCDateTime, nullable=False),
+    sa.Column("judged_at", UTCDateTime, nullable=False),
+    sa.Column("score", sa.Float, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Index("ix_rollout_judgements_ts", "rollout_id", "request_ts"),
 )
 
 
@@ -116,6 +130,65 @@ class ArmLog:
     """Output check name -> [answers it flagged, answers it applied to]."""
     sticky_keys: set[str] = field(default_factory=set)
 
+    def add(
+        self,
+        status: int,
+        latency: float,
+        ttft: float | None,
+        cost: float | None,
+        score: float | None,
+        key_hash: str | None,
+        refused: bool | None,
+        error_class: str | None,
+        checks: dict[str, int] | None,
+    ) -> None:
+        """Count one logged request (see :meth:`RolloutMixin.gateway_window`)."""
+        self.requests += 1
+        if status >= 400 or error_class in STREAM_FAILURES:
+            self.errors += 1
+        else:
+            self.latency_ms.append(float(latency))
+            if ttft is not None:
+                self.ttft_ms.append(float(ttft))
+            if cost is not None:
+                self.cost_usd.append(float(cost))
+        if score is not None:
+            self.feedback += 1
+            if score < 0:
+                self.negative_feedback += 1
+        if key_hash is not None:
+            self.sticky_keys.add(str(key_hash))
+        if refused is not None:
+            self.answers_checked += 1
+            self.refusals += bool(refused)
+        for name, flagged in (checks or {}).items():
+            tally = self.checks.setdefault(str(name), [0, 0])
+            tally[0] += int(flagged)
+            tally[1] += 1
+
+
+@dataclass(slots=True)
+class RouteWindow:
+    """A route's request log over a window: per arm, and per arm within each slice asked."""
+
+    arms: dict[str, ArmLog] = field(
+        default_factory=lambda: {"baseline": ArmLog(), "candidate": ArmLog()}
+    )
+    slices: dict[str, dict[str, ArmLog]] = field(default_factory=dict)
+    """Slice label -> arm -> log (every slice asked for is here, empty if none was seen)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """A judge's score of one logged answer (``None`` with ``error`` when it could not)."""
+
+    request_id: str
+    arm: str
+    slice: str | None
+    request_ts: datetime
+    score: float | None
+    error: str | None = None
+
 
 class RolloutActiveError(ValueError):
     """The route already has an active rollout."""
@@ -146,6 +219,9 @@ class RolloutMixin:
         def _transaction(
             self, action: str, *, write: bool
         ) -> AbstractContextManager[Connection]: ...
+
+        @property
+        def dialect(self) -> str: ...
 
     def create_rollout(
         self, route: str, plan: dict[str, Any], plan_hash: str, *, owner: str | None, actor: str
@@ -265,11 +341,24 @@ class RolloutMixin:
         return _rollout(row)
 
     def rollout_heartbeat(self, rollout_id: str) -> None:
-        """The controller is alive (``rollout status`` shows when it last said so)."""
+        """The controller is alive (``rollout status`` shows when it last said so).
+
+        On PostgreSQL the time is the database's, as is :meth:`database_now`, so the
+        gateways judge the controller's silence on one clock whatever the hosts' clocks.
+        """
+        now = sa.func.now() if self.dialect == "postgresql" else utcnow()
         with self._transaction("recording a controller heartbeat", write=True) as conn:
             conn.execute(
-                rollouts.update().where(rollouts.c.id == rollout_id).values(heartbeat_at=utcnow())
+                rollouts.update().where(rollouts.c.id == rollout_id).values(heartbeat_at=now)
             )
+
+    def database_now(self) -> datetime:
+        """The database server's time on PostgreSQL (shared by every host), else this host's."""
+        if self.dialect != "postgresql":
+            return utcnow()
+        with self._transaction("reading the database clock", write=False) as conn:
+            value = conn.execute(sa.select(sa.func.now())).scalar_one()
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
     def rollout_events(self, rollout_id: str) -> list[RolloutEvent]:
         """The rollout's record, oldest first."""
@@ -293,9 +382,15 @@ class RolloutMixin:
         ]
 
     def gateway_window(
-        self, route: str, since: datetime, until: datetime | None = None
-    ) -> dict[str, ArmLog]:
-        """Per arm (``baseline``, ``candidate``), the route's logged requests in the window.
+        self,
+        route: str,
+        since: datetime,
+        until: datetime | None = None,
+        *,
+        slices: Sequence[str] = (),
+    ) -> RouteWindow:
+        """Per arm (``baseline``, ``candidate``), the route's logged requests in the window,
+        and per arm within each of ``slices`` (the client's ``x-cutover-slice`` label).
 
         Errors are answers with status >= 400 (a fallback is logged with the
         candidate's failed status, so it counts) and streams that broke after
@@ -307,6 +402,7 @@ class RolloutMixin:
         g = gateway_requests
         query = sa.select(
             g.c.arm,
+            g.c.slice,
             g.c.status,
             g.c.latency_ms,
             g.c.ttft_ms,
@@ -319,52 +415,113 @@ class RolloutMixin:
         ).where(g.c.route == route, g.c.ts >= since, g.c.arm.in_(("baseline", "candidate")))
         if until is not None:
             query = query.where(g.c.ts < until)
-        arms = {"baseline": ArmLog(), "candidate": ArmLog()}
+        window = RouteWindow(
+            slices={name: {"baseline": ArmLog(), "candidate": ArmLog()} for name in slices}
+        )
         with self._transaction("reading the gateway request log", write=False) as conn:
-            for (
-                arm,
-                status,
-                latency,
-                ttft,
-                cost,
-                score,
-                key_hash,
-                refused,
-                error_class,
-                checks,
-            ) in conn.execute(query):
-                log = arms[str(arm)]
-                log.requests += 1
-                if status >= 400 or error_class in STREAM_FAILURES:
-                    log.errors += 1
-                else:
-                    log.latency_ms.append(float(latency))
-                    if ttft is not None:
-                        log.ttft_ms.append(float(ttft))
-                    if cost is not None:
-                        log.cost_usd.append(float(cost))
-                if score is not None:
-                    log.feedback += 1
-                    if score < 0:
-                        log.negative_feedback += 1
-                if key_hash is not None:
-                    log.sticky_keys.add(str(key_hash))
-                if refused is not None:
-                    log.answers_checked += 1
-                    log.refusals += bool(refused)
-                for name, flagged in (checks or {}).items():
-                    tally = log.checks.setdefault(str(name), [0, 0])
-                    tally[0] += int(flagged)
-                    tally[1] += 1
-        return arms
+            for arm, label, *values in conn.execute(query):
+                window.arms[str(arm)].add(*values)
+                by_arm = window.slices.get(label) if label is not None else None
+                if by_arm is not None:
+                    by_arm[str(arm)].add(*values)
+        return window
+
+    # -- live judge scores ---------------------------------------------------------------
+
+    def unjudged_answers(
+        self, rollout_id: str, route: str, since: datetime
+    ) -> list[tuple[str, str, str | None, datetime, bool]]:
+        """The route's answers since ``since`` that rollout ``rollout_id`` has not judged:
+        ``(request_id, arm, slice, ts, has_text)``; ``has_text`` is false when the gateway
+        did not log the answer's text (``log.prompts`` off)."""
+        g, j = gateway_requests, rollout_judgements
+        judged = sa.exists().where(j.c.rollout_id == rollout_id, j.c.request_id == g.c.request_id)
+        query = sa.select(
+            g.c.request_id, g.c.arm, g.c.slice, g.c.ts, g.c.output.is_not(None)
+        ).where(
+            g.c.route == route,
+            g.c.ts >= since,
+            g.c.arm.in_(("baseline", "candidate")),
+            g.c.status < 300,
+            sa.or_(g.c.error_class.is_(None), g.c.error_class.not_in(sorted(STREAM_FAILURES))),
+            ~judged,
+        )
+        with self._transaction("reading the answers to judge", write=False) as conn:
+            return [
+                (str(rid), str(arm), label, ts, bool(has_text))
+                for rid, arm, label, ts, has_text in conn.execute(query)
+            ]
+
+    def request_texts(self, request_ids: Sequence[str]) -> dict[str, tuple[str | None, str]]:
+        """Request id -> (prompt as logged, answer text), for the logged answers among ids."""
+        g = gateway_requests
+        out: dict[str, tuple[str | None, str]] = {}
+        with self._transaction("reading logged answers", write=False) as conn:
+            for start in range(0, len(request_ids), 500):
+                chunk = list(request_ids[start : start + 500])
+                query = sa.select(g.c.request_id, g.c.prompt, g.c.output).where(
+                    g.c.request_id.in_(chunk), g.c.output.is_not(None)
+                )
+                for rid, prompt, output in conn.execute(query):
+                    out[str(rid)] = (prompt, str(output))
+        return out
+
+    def record_judgements(self, rollout_id: str, judgements: Sequence[Judgement]) -> int:
+        """Keep the judge's scores of a rollout's answers (an answer judged already is kept
+        as it was); how many were new."""
+        if not judgements:
+            return 0
+        j = rollout_judgements
+        now = utcnow()
+        with self._transaction("recording judge scores", write=True) as conn:
+            ids = [x.request_id for x in judgements]
+            seen = {
+                str(r)
+                for start in range(0, len(ids), 500)
+                for r in conn.execute(
+                    sa.select(j.c.request_id).where(
+                        j.c.rollout_id == rollout_id, j.c.request_id.in_(ids[start : start + 500])
+                    )
+                ).scalars()
+            }
+            fresh = [
+                {
+                    "rollout_id": rollout_id,
+                    "request_id": x.request_id,
+                    "arm": x.arm,
+                    "slice": x.slice,
+                    "request_ts": x.request_ts,
+                    "judged_at": now,
+                    "score": x.score,
+                    "error": x.error,
+                }
+                for x in {x.request_id: x for x in judgements}.values()
+                if x.request_id not in seen
+            ]
+            if fresh:
+                conn.execute(j.insert(), fresh)
+        return len(fresh)
+
+    def rollout_judgements(self, rollout_id: str, since: datetime) -> list[Judgement]:
+        """The rollout's judgements of answers logged since ``since``, oldest first."""
+        j = rollout_judgements
+        query = (
+            sa.select(j.c.request_id, j.c.arm, j.c.slice, j.c.request_ts, j.c.score, j.c.error)
+            .where(j.c.rollout_id == rollout_id, j.c.request_ts >= since)
+            .order_by(j.c.request_ts, j.c.request_id)
+        )
+        with self._transaction("reading judge scores", write=False) as conn:
+            return [Judgement(*row) for row in conn.execute(query)]
 
 
 __all__ = [
     "ACTIVE",
     "ROLLOUT_STATUSES",
     "ArmLog",
+    "Judgement",
     "RolloutActiveError",
     "RolloutEvent",
     "RolloutMixin",
     "RolloutRow",
+    "RouteWindow",
 ]

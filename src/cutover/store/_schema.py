@@ -256,6 +256,7 @@ gateway_requests = sa.Table(  # 0003
     sa.Column("feedback_at", UTCDateTime, nullable=True),
     sa.Column("refused", sa.Boolean, nullable=True),  # 0007
     sa.Column("checks", JSONText, nullable=True),  # 0008
+    sa.Column("slice", sa.String(64), nullable=True),  # 0009
     sa.Index("ix_gateway_requests_route_ts", "route", "ts"),
 )
 
@@ -483,6 +484,7 @@ TABLES = (
     "embedding_alias_events",
     "rollouts",
     "rollout_events",
+    "rollout_judgements",
 )
 """Every table the store owns, in creation order."""
 

@@ -12,9 +12,9 @@ import asyncio
 import inspect
 from abc import ABC, abstractmethod
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, NamedTuple, Self
 
 import orjson
 from aiohttp import web
@@ -40,6 +40,15 @@ class ReceivedRequest:
     model: str | None
     headers: Mapping[str, str]
     body: Any
+
+
+class Admitted(NamedTuple):
+    """A request that passed :meth:`WireServer.admit`: its body, model, fault and latency."""
+
+    body: dict[str, Any]
+    model: str | None
+    fault: Fault | None
+    latency: float
 
 
 class WireServer(ABC):
@@ -226,7 +235,14 @@ class WireServer(ABC):
 
     # -- the shared request flow -------------------------------------------------
 
-    async def handle_generate(self, request: web.Request) -> web.StreamResponse:
+    async def admit(
+        self, request: web.Request, validate: Callable[[dict[str, Any]], str | None]
+    ) -> Admitted | web.StreamResponse:
+        """Read, count and record a request, then authorise and validate it and draw its fault.
+
+        Returns the answer when the request ends here (401, 400, or a fault that
+        answers before the body), else what the handler goes on with.
+        """
         raw = await request.read()
         try:
             body = orjson.loads(raw)
@@ -243,7 +259,7 @@ class WireServer(ABC):
             return self.error_response(401)
         if not isinstance(body, dict):
             return self.error_response(400, "The request body is not a JSON object.")
-        problem = self.validate(request, body)
+        problem = validate(body)
         if problem is not None:
             return self.error_response(400, problem)
         fault = self.faults.next_for(model)
@@ -254,6 +270,13 @@ class WireServer(ABC):
                 return early
             if fault.kind == "delay":
                 latency += fault.seconds
+        return Admitted(body, model, fault, latency)
+
+    async def handle_generate(self, request: web.Request) -> web.StreamResponse:
+        admitted = await self.admit(request, lambda body: self.validate(request, body))
+        if isinstance(admitted, web.StreamResponse):
+            return admitted
+        body, _, fault, latency = admitted
         wire = self.parse(body)
         final = finalize(await self._respond(wire), wire)
         if wire.stream:

@@ -25,12 +25,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-import orjson
 from aiohttp import web
 
 from cutover.embeddings._hash_model import hash_vectors
 from cutover.testing._cli import run_cli
-from cutover.testing._server import ReceivedRequest
 from cutover.testing.openai_server import OpenAIServer
 
 DEFAULT_DIMENSIONS = 32
@@ -125,34 +123,11 @@ class EmbeddingsServer(OpenAIServer):
         return None
 
     async def handle_embeddings(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            body = None
-        model = body.get("model") if isinstance(body, dict) else None
-        model = model if isinstance(model, str) else None
-        self.requests_total += 1
-        self.requests_by_model[model or ""] += 1
-        if self._record:
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            self._received.append(ReceivedRequest(request.path, model, headers, body))
-        if not self.authorized(request):
-            return self.error_response(401)
-        if not isinstance(body, dict):
-            return self.error_response(400, "The request body is not a JSON object.")
-        problem = self.validate_embeddings(body)
-        if problem is not None:
-            return self.error_response(400, problem)
+        admitted = await self.admit(request, self.validate_embeddings)
+        if isinstance(admitted, web.StreamResponse):
+            return admitted
+        body, model, fault, latency = admitted
         assert model is not None
-        fault = self.faults.next_for(model)
-        latency = self.latency_for(model)
-        if fault is not None:
-            early = await self._early_fault(request, fault)
-            if early is not None:
-                return early
-            if fault.kind == "delay":
-                latency += fault.seconds
         texts = _texts(body["input"])
         payload = self.encode_embeddings(model, texts, body)
         if fault is None or fault.kind == "delay":

@@ -1,0 +1,196 @@
+"""Judge scores on live traffic: the controller's side of a ``judge_score`` gate.
+
+At each look the controller reads the route's answers of the current stage
+that this rollout has not judged yet, picks a sample per arm, asks the judge
+model to score each against the plan's rubric, and keeps every score (or why
+there is none) in the store (``rollout_judgements``). The gate then compares
+the arms' mean scores over the stage like any other mean (see
+``docs/rollout.md``).
+
+The sample: an answer is eligible when a hash of its request id falls below
+the plan's ``sample`` share, and at most ``max_per_look`` eligible answers per
+arm are judged at each look, lowest hash first. The hash does not depend on
+the arm, the answer or the time, so the judged answers are a random sample of
+each arm's answers; answers left over by the cap stay eligible for the next
+look. A restarted controller goes on from what the store holds.
+
+Judging needs the answers' text: the gateways must log it (``log: {prompts:
+true}``). When a look finds answers but none with text, :class:`LiveJudge`
+says so (``blind``) and the controller alerts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+import orjson
+
+from cutover.assertions import Judge
+from cutover.calls import TargetCaller
+from cutover.errors import CutoverError
+from cutover.records import Observation
+from cutover.rollout.decide import Moments
+from cutover.rollout.plan import JudgeConfig
+from cutover.store import Store
+from cutover.store._rollouts import Judgement
+from cutover.suites._case import Case
+from cutover.targets import parse_target
+
+_SCALE = float(1 << 64)
+T = TypeVar("T")
+
+
+def run_blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run the coroutine ``make()`` to the end from synchronous code: here, or in a
+    thread of its own when this thread already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cutover-judge") as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
+def sample_point(request_id: str) -> float:
+    """Where ``request_id`` falls in ``[0, 1)`` (BLAKE2b, 64 bits): the sampling order."""
+    digest = hashlib.blake2b(request_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / _SCALE
+
+
+def pick(
+    answers: Iterable[tuple[str, str, str | None, datetime, bool]],
+    *,
+    sample: float,
+    per_arm: int,
+) -> list[tuple[str, str, str | None, datetime]]:
+    """The answers to judge now: eligible (point below ``sample``), ``per_arm`` at most
+    per arm, lowest point first. Answers without text are never picked."""
+    by_arm: dict[str, list[tuple[float, tuple[str, str, str | None, datetime]]]] = {}
+    for request_id, arm, label, ts, has_text in answers:
+        point = sample_point(request_id)
+        if has_text and point < sample:
+            by_arm.setdefault(arm, []).append((point, (request_id, arm, label, ts)))
+    chosen = []
+    for rows in by_arm.values():
+        rows.sort(key=lambda r: r[0])
+        chosen += [row for _, row in rows[:per_arm]]
+    return chosen
+
+
+def logged_messages(prompt: str | None) -> list[dict[str, Any]]:
+    """The request's messages as the gateway logged them (a JSON array), or a stand-in."""
+    if prompt:
+        try:
+            messages = orjson.loads(prompt)
+        except orjson.JSONDecodeError:
+            messages = None
+        if isinstance(messages, list) and all(isinstance(m, dict) for m in messages):
+            return messages
+        return [{"role": "user", "content": prompt}]
+    return [{"role": "user", "content": "(the prompt was not logged)"}]
+
+
+@dataclass(slots=True)
+class JudgeLook:
+    """What one look's judging did."""
+
+    judged: int = 0
+    failed: int = 0
+    pending: int = 0
+    """Answers not judged (yet): over the cap, or not in the sample."""
+    blind: bool = False
+    """Answers were there, but the gateways logged none of their text."""
+    errors: list[str] = field(default_factory=list)
+
+
+class LiveJudge:
+    """Scores a sample of a rollout's live answers (see the module docs)."""
+
+    def __init__(self, store: Store, config: JudgeConfig) -> None:
+        self.store = store
+        self.config = config
+        self.target = parse_target(config.target)
+
+    def check(self) -> None:
+        """Build the judge's client once (blocking): a missing API key or a bad target
+        raises its :class:`~cutover.errors.CutoverError` here, before the rollout starts."""
+
+        async def build() -> None:
+            await TargetCaller(self.target).aclose()
+
+        run_blocking(build)
+
+    def look(self, rollout_id: str, route: str, since: datetime) -> JudgeLook:
+        """Judge the answers picked at this look and keep their scores (blocking)."""
+        answers = self.store.unjudged_answers(rollout_id, route, since)
+        result = JudgeLook()
+        if answers and not any(has_text for *_, has_text in answers):
+            result.blind = True
+            return result
+        chosen = pick(answers, sample=self.config.sample, per_arm=self.config.max_per_look)
+        result.pending = len(answers) - len(chosen)
+        if not chosen:
+            return result
+        texts = self.store.request_texts([row[0] for row in chosen])
+        try:
+            judgements = run_blocking(lambda: self._judge_all(chosen, texts))
+        except CutoverError as exc:  # the judge cannot be called at all: nothing is kept,
+            result.failed, result.errors = len(chosen), [str(exc)]  # so the next look retries
+            return result
+        self.store.record_judgements(rollout_id, judgements)
+        for j in judgements:
+            if j.score is None:
+                result.failed += 1
+                if j.error and len(result.errors) < 3:
+                    result.errors.append(j.error)
+            else:
+                result.judged += 1
+        return result
+
+    async def _judge_all(
+        self,
+        chosen: Sequence[tuple[str, str, str | None, datetime]],
+        texts: dict[str, tuple[str | None, str]],
+    ) -> list[Judgement]:
+        gate = asyncio.Semaphore(self.config.concurrency)
+        async with Judge(self.target) as judge:
+
+            async def one(row: tuple[str, str, str | None, datetime]) -> Judgement:
+                request_id, arm, label, ts = row
+                logged = texts.get(request_id)
+                if logged is None:
+                    return Judgement(request_id, arm, label, ts, None, "the answer was not logged")
+                prompt, output = logged
+                case = Case(id=request_id, messages=logged_messages(prompt))
+                async with gate:
+                    verdict = await judge.rubric(
+                        case, Observation(target=arm, output=output), self.config.rubric
+                    )
+                if verdict.score is None:
+                    return Judgement(request_id, arm, label, ts, None, verdict.reason)
+                return Judgement(request_id, arm, label, ts, float(verdict.score))
+
+            return list(await asyncio.gather(*(one(row) for row in chosen)))
+
+
+def judge_scores(
+    judgements: Iterable[Judgement], slices: Sequence[str] = ()
+) -> dict[tuple[str | None, str], Moments]:
+    """Mean-score data per (slice or ``None`` for all traffic, arm) from kept judgements."""
+    scores: dict[tuple[str | None, str], list[float]] = {}
+    for j in judgements:
+        if j.score is None:
+            continue
+        scores.setdefault((None, j.arm), []).append(j.score)
+        if j.slice is not None and j.slice in slices:
+            scores.setdefault((j.slice, j.arm), []).append(j.score)
+    return {key: Moments.of(values) for key, values in scores.items()}
+
+
+__all__ = ["JudgeLook", "LiveJudge", "judge_scores", "logged_messages", "pick", "sample_point"]

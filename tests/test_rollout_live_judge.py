@@ -1,0 +1,189 @@
+"""The live judge's sample, and the controller's alerts when a gate cannot be fed.
+
+The store is real (SQLite); the request log is written as a gateway writes it,
+and the judge is the local OpenAI-compatible server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from cutover.rollout.controller import Controller, RolloutError
+from cutover.rollout.live_judge import judge_scores, logged_messages, pick, sample_point
+from cutover.rollout.plan import load_plan
+from cutover.store import GatewayRequestRow, open_store
+from cutover.store._rollouts import Judgement
+from cutover.store._schema import utcnow
+from cutover.testing import OpenAIServer
+from cutover.testing._respond import WireRequest
+
+CAND = "openai:gpt-4.1-mini@http://127.0.0.1:1/v1"
+
+
+def answers(n: int, arm: str, *, text: bool = True) -> list[tuple[Any, ...]]:
+    now = utcnow()
+    return [(f"{arm}-{i}", arm, None, now, text) for i in range(n)]
+
+
+def test_pick_caps_each_arm_and_samples_by_request_id() -> None:
+    rows = answers(1000, "baseline") + answers(30, "candidate")
+    chosen = pick(rows, sample=1.0, per_arm=20)
+    by_arm = {arm: [r for r in chosen if r[1] == arm] for arm in ("baseline", "candidate")}
+    assert len(by_arm["baseline"]) == 20 and len(by_arm["candidate"]) == 20
+    # the lowest sample points of each arm, whatever the order given
+    lowest = sorted((r for r in rows if r[1] == "baseline"), key=lambda r: sample_point(r[0]))
+    assert [r[0] for r in by_arm["baseline"]] == [r[0] for r in lowest[:20]]
+    again = pick(list(reversed(rows)), sample=1.0, per_arm=20)
+    assert {r[0] for r in again} == {r[0] for r in chosen}  # the order given does not matter
+    # a share of the answers is eligible: about `sample` of them
+    eligible = pick(rows, sample=0.1, per_arm=10_000)
+    share = sum(r[1] == "baseline" for r in eligible) / 1000
+    assert 0.07 < share < 0.13
+    # answers without logged text are never picked
+    assert pick(answers(50, "baseline", text=False), sample=1.0, per_arm=10) == []
+
+
+def test_sample_points_are_uniform() -> None:
+    """Kolmogorov-Smirnov against U(0, 1) on 5,000 request ids (the sample is unbiased)."""
+    points = np.array([sample_point(f"req_{i:08x}") for i in range(5000)])
+    assert stats.kstest(points, "uniform").pvalue > 0.001
+
+
+def test_logged_messages_and_scores_per_scope() -> None:
+    assert logged_messages('[{"role": "user", "content": "hi"}]') == [
+        {"role": "user", "content": "hi"}
+    ]
+    assert logged_messages("not json") == [{"role": "user", "content": "not json"}]
+    assert logged_messages(None)[0]["content"] == "(the prompt was not logged)"
+    now = utcnow()
+    kept = [
+        Judgement("a", "baseline", "medical", now, 0.5),
+        Judgement("b", "baseline", None, now, 1.0),
+        Judgement("c", "candidate", "medical", now, 0.25),
+        Judgement("d", "candidate", "legal", now, None, "timeout"),
+    ]
+    scores = judge_scores(kept, slices=("medical",))
+    assert scores[(None, "baseline")].n == 2 and scores[(None, "baseline")].total == 1.5
+    assert scores[("medical", "candidate")].n == 1
+    assert (None, "candidate") in scores and ("legal", "candidate") not in scores
+
+
+PLAN = """route: bot
+candidate: {cand}
+stages:
+  - {{weight: 50, min_requests: 50, min_duration: 0s}}
+  - {{weight: 100}}
+gates:
+  - {{metric: error_rate, margin: 0.1}}
+{extra}  - metric: judge_score
+    margin: 0.1
+    judge: {{target: "{judge}", rubric: helpful, max_per_look: 5}}
+owner: oncall@example.com
+"""
+SLICE_GATE = "  - {metric: refusal_rate, margin: 0.1, slices: [medical]}\n"
+
+
+def _log(store: Any, since: Any, n: int, *, text: bool, label: str | None = None) -> None:
+    """``n`` answers logged as the gateway logs them, alternating arms, every fifth with the
+    slice ``label``; with ``text`` their prompt and answer too."""
+    store.write_gateway_requests(
+        [
+            GatewayRequestRow(
+                request_id=f"r{i}",
+                ts=since + timedelta(milliseconds=i + 1),
+                route="bot",
+                arm="candidate" if i % 2 else "baseline",
+                target="openai:m",
+                status=200,
+                latency_ms=100.0,
+                refused=False,
+                prompt='[{"role": "user", "content": "hi"}]' if text else None,
+                output="hello" if text else None,
+                slice=label if i % 5 == 0 else None,
+            )
+            for i in range(n)
+        ]
+    )
+
+
+async def test_the_controller_alerts_once_when_a_gate_cannot_be_fed(tmp_path: Path) -> None:
+    """No answer text logged (the judge has nothing to read) and no request in the plan's
+    slice: each is one alert event and one webhook, not one per look; the judge is never
+    called."""
+
+    def never(wire: WireRequest) -> str:
+        raise AssertionError("the judge must not be called")
+
+    async with OpenAIServer(responder=never) as judge:
+        plan_path = tmp_path / "plan.yaml"
+        plan_path.write_text(
+            PLAN.format(cand=CAND, extra=SLICE_GATE, judge=f"openai:judge@{judge.base_url}")
+        )
+        sent: list[dict[str, Any]] = []
+        with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+            store.seed_gateway_routes([("bot", 0.0, CAND)])
+            controller = Controller(
+                store, load_plan(plan_path), notify=lambda p: sent.append(p) or []
+            )
+            row = controller.start()
+            _log(store, row.stage_started_at, 200, text=False)
+            looks = [controller.step() for _ in range(3)]
+            events = store.rollout_events(row.id)
+        assert judge.received == []
+    assert [look.action for look in looks] == ["hold"] * 3
+    alerts = [e.detail for e in events if e.kind == "alert"]
+    assert [a["problem"] for a in alerts] == ["judge_blind", "slice_missing"]  # type: ignore[index]
+    assert "log: {prompts: true}" in alerts[0]["message"]  # type: ignore[index]
+    assert "x-cutover-slice" in alerts[1]["message"]  # type: ignore[index]
+    assert [p["event"] for p in sent] == ["started", "alert", "alert"]
+
+
+def test_start_refuses_a_judge_that_cannot_be_called(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    plan_path = tmp_path / "plan.yaml"
+    plan_path.write_text(PLAN.format(cand=CAND, extra="", judge="openai:gpt-4.1"))
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        store.seed_gateway_routes([("bot", 0.0, CAND)])
+        with pytest.raises(RolloutError) as caught:
+            Controller(store, load_plan(plan_path), notify=lambda p: []).start()
+        assert caught.value.field == "gates.1.judge.target"
+        assert "OPENAI_API_KEY" in caught.value.message
+        assert store.latest_rollout("bot") is None
+
+
+async def test_a_judge_that_answers_nonsense_is_kept_as_failures_and_alerted(
+    tmp_path: Path,
+) -> None:
+    """Unreadable judge answers: each is kept with its reason (never a score), the gate has
+    no data and holds, and one judge_failing alert says why."""
+    async with OpenAIServer(responder=lambda wire: "I would rather not score this.") as judge:
+        plan_path = tmp_path / "plan.yaml"
+        plan_path.write_text(PLAN.format(cand=CAND, extra="", judge=f"openai:j@{judge.base_url}"))
+        sent: list[dict[str, Any]] = []
+        with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+            store.seed_gateway_routes([("bot", 0.0, CAND)])
+            controller = Controller(
+                store, load_plan(plan_path), notify=lambda p: sent.append(p) or []
+            )
+            row = controller.start()
+            _log(store, row.stage_started_at, 100, text=True, label="medical")
+            looks = [await asyncio.to_thread(controller.step) for _ in range(2)]
+            kept = store.rollout_judgements(row.id, row.stage_started_at)
+            events = store.rollout_events(row.id)
+    assert [look.action for look in looks] == ["hold", "hold"]
+    assert len(kept) == 20 and all(j.score is None and j.error for j in kept)  # 5 per arm, twice
+    assert len(judge.received) == 20
+    gate = next(g for g in looks[-1].decision.gates if g.metric == "judge_score")  # type: ignore[union-attr]
+    assert gate.status == "no_data"
+    alerts = [e.detail for e in events if e.kind == "alert"]
+    assert [a["problem"] for a in alerts] == ["judge_failing"]  # type: ignore[index]
+    assert "judge" in alerts[0]["message"]  # type: ignore[index]
