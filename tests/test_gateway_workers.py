@@ -49,26 +49,40 @@ async def wait_up(root: str, proc: asyncio.subprocess.Process, timeout: float = 
     raise AssertionError("the gateway did not start")
 
 
+async def start_workers(
+    tmp_path: Path, upstream: OpenAIServer, extra: str = ""
+) -> tuple[asyncio.subprocess.Process, str]:
+    """``cutover gateway --workers 2`` with one route ``bot`` on ``upstream``, up and
+    (most likely) both workers accepting; the process and its root URL."""
+    port = free_port()
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text(
+        f"client_keys: [sk-client-1]\n{extra}"
+        f"routes:\n  bot:\n    baseline: openai:gpt-4o-mini@{upstream.base_url}\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cutover", "gateway", "--config", str(cfg),
+        "--port", str(port), "--workers", "2",
+        env={**os.environ, "OPENAI_API_KEY": "sk-up"},
+    )  # fmt: skip
+    root = f"http://127.0.0.1:{port}"
+    try:
+        await wait_up(root, proc)
+        for _ in range(50):
+            if len(await pids_seen(root, 20)) == 2:
+                break
+    except BaseException:
+        proc.kill()
+        await proc.wait()
+        raise
+    return proc, root
+
+
 async def test_workers_share_the_port_restart_and_stop(tmp_path: Path) -> None:
     db = tmp_path / "gw.db"
-    port = free_port()
     async with OpenAIServer() as up:
-        cfg = tmp_path / "gateway.yaml"
-        cfg.write_text(
-            f"client_keys: [sk-client-1]\nstore: sqlite:///{db}\n"
-            f"routes:\n  bot:\n    baseline: openai:gpt-4o-mini@{up.base_url}\n"
-        )
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "cutover", "gateway", "--config", str(cfg),
-            "--port", str(port), "--workers", "2",
-            env={**os.environ, "OPENAI_API_KEY": "sk-up"},
-        )  # fmt: skip
-        root = f"http://127.0.0.1:{port}"
+        proc, root = await start_workers(tmp_path, up, f"store: sqlite:///{db}\n")
         try:
-            await wait_up(root, proc)
-            for _ in range(50):
-                if len(await pids_seen(root, 20)) == 2:
-                    break
             first = await pids_seen(root)
             assert len(first) == 2
             victim = min(first)

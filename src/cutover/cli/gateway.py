@@ -36,6 +36,7 @@ def gateway_command(
     budget_share: Annotated[
         float, typer.Option("--budget-share", min=0.0, max=1.0, hidden=True)
     ] = 1.0,
+    metrics_dir: Annotated[Path | None, typer.Option("--metrics-dir", hidden=True)] = None,
 ) -> None:
     """Run the OpenAI-compatible gateway: routes, sticky canary split, arm headers."""
     from cutover.gateway import load_gateway_config, run_gateway
@@ -68,4 +69,5 @@ def gateway_command(
             host=bind_host,
             port=bind_port,
             reuse_port=reuse_port,
+            metrics_dir=metrics_dir,
         )

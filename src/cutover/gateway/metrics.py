@@ -11,20 +11,40 @@ writer) and are turned into Prometheus families only when ``/metrics`` is
 scraped. prometheus-client's labelled children cost about 2 us per update,
 which at five updates per request showed in the gateway's throughput.
 The shadow's counters are read from it at scrape time too.
+
+With ``--workers N`` every process serves ``/metrics`` for the whole host
+(:class:`SharedMetrics`): each worker writes its own series to a file in a
+directory the supervisor gives it, once a second and when it stops, and a
+scrape adds the other workers' files to the answering worker's live series.
+Every series is a counter, a histogram or the shadow's spending (a gauge that
+adds up over processes), so the host's value is the sum. A worker that died
+leaves its last file, so the host's counters never go back.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import threading
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 NO_ROUTE = "-"
+SHARE_INTERVAL_S: Final = 1.0
+"""How often a worker writes its series for the others' scrapes (``--workers N``)."""
+_SUFFIX: Final = ".prom"
+
+logger = logging.getLogger(__name__)
 _LATENCY_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 )  # fmt: skip
@@ -252,6 +272,120 @@ class GatewayMetrics:
         return generate_latest(self.registry)
 
 
+def merge_expositions(texts: Iterable[str]) -> bytes:
+    """Several processes' ``/metrics`` texts as one: each sample summed over the texts.
+
+    Samples are matched by name and labels (a histogram's ``le`` included), so
+    counters, histogram buckets, sums and counts add up; a family or series
+    only some processes have is kept as it is. ``*_created`` samples (when a
+    counter started) take the earliest value, not the sum.
+    """
+    families: dict[str, Metric] = {}
+    values: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            if family.name not in families:
+                families[family.name] = Metric(family.name, family.documentation, family.type)
+                values[family.name] = {}
+            merged = values[family.name]
+            for sample in family.samples:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                before = merged.get(key)
+                if before is None:
+                    merged[key] = sample.value
+                elif sample.name.endswith("_created"):
+                    merged[key] = min(before, sample.value)
+                else:
+                    merged[key] = before + sample.value
+    for name, family in families.items():
+        for (sample_name, labels), value in values[name].items():
+            family.add_sample(sample_name, dict(labels), value)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Fixed(list(families.values())))
+    return generate_latest(registry)
+
+
+class _Fixed(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+class SharedMetrics:
+    """One worker's view of the host's metrics (``cutover gateway --workers N``).
+
+    ``directory`` is the supervisor's, shared by its workers: each keeps its
+    own series in ``<pid>.prom`` there, written every :data:`SHARE_INTERVAL_S`
+    (:meth:`run`), at every scrape it answers and once more when it stops
+    (:meth:`write`). A scrape (:meth:`render`) sums the files, its own
+    written first, so successive scrapes never go back whichever worker
+    answers them; the other workers' part is at most about a second old.
+    """
+
+    def __init__(self, metrics: GatewayMetrics, directory: Path) -> None:
+        self.metrics = metrics
+        self.directory = directory
+        self.path = directory / f"{os.getpid()}{_SUFFIX}"
+        self._lock = threading.Lock()
+        self._taken = 0  # snapshots taken (on the event loop)
+        self._written = 0  # the newest snapshot in the file
+
+    def _snapshot(self) -> tuple[int, bytes]:
+        """This worker's series now: on the loop, the series' only writer."""
+        self._taken += 1
+        return self._taken, self.metrics.render()
+
+    def _store(self, number: int, body: bytes) -> None:
+        """Replace the file atomically (a reader never sees half of it), never with an older
+        snapshot than it holds."""
+        with self._lock:
+            if number <= self._written:
+                return
+            partial = self.path.with_suffix(".tmp")
+            partial.write_bytes(body)
+            partial.replace(self.path)
+            self._written = number
+
+    async def write(self) -> None:
+        """Write this worker's series now."""
+        await asyncio.to_thread(self._store, *self._snapshot())
+
+    async def run(self) -> None:
+        """Write this worker's series every :data:`SHARE_INTERVAL_S` until cancelled."""
+        while True:
+            try:
+                await self.write()
+            except OSError as exc:  # the directory went away, a full disk: keep serving
+                logger.warning("cannot share this worker's metrics (%s); retrying", exc)
+            await asyncio.sleep(SHARE_INTERVAL_S)
+
+    async def render(self) -> bytes:
+        """The host's series: this worker's, live, plus the other workers' last files."""
+        number, own = self._snapshot()
+        return await asyncio.to_thread(self._with_others, number, own)
+
+    def _with_others(self, number: int, own: bytes) -> bytes:
+        try:
+            self._store(number, own)
+        except OSError as exc:
+            logger.warning("cannot share this worker's metrics (%s)", exc)
+        texts = [own.decode()]
+        try:
+            others = sorted(self.directory.glob(f"*{_SUFFIX}"))
+        except OSError:
+            others = []
+        for path in others:
+            if path == self.path:
+                continue
+            try:
+                texts.append(path.read_text())
+            except OSError:  # gone since it was listed
+                continue
+        return merge_expositions(texts)
+
+
 def feedback_value(score: float) -> str:
     """The ``value`` label of a feedback score."""
     if score > 0:
@@ -261,4 +395,11 @@ def feedback_value(score: float) -> str:
     return "neutral"
 
 
-__all__ = ["NO_ROUTE", "GatewayMetrics", "feedback_value"]
+__all__ = [
+    "NO_ROUTE",
+    "SHARE_INTERVAL_S",
+    "GatewayMetrics",
+    "SharedMetrics",
+    "feedback_value",
+    "merge_expositions",
+]

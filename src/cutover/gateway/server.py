@@ -22,6 +22,7 @@ import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
@@ -51,7 +52,7 @@ from cutover.gateway.log import (
     ThreadStoreAccess,
     Trace,
 )
-from cutover.gateway.metrics import GatewayMetrics
+from cutover.gateway.metrics import GatewayMetrics, SharedMetrics
 from cutover.gateway.route_state import RouteState
 from cutover.gateway.routing import SLICE_HEADER, Arm, assign, slice_label
 from cutover.gateway.shadow import Shadow, ShadowStore
@@ -178,6 +179,7 @@ class Gateway:
         rng: random.Random | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
         store: LogStore | None = None,
+        metrics_dir: Path | None = None,
     ) -> None:
         source: Mapping[str, str] = os.environ if env is None else env
         self.config = config
@@ -186,6 +188,9 @@ class Gateway:
         self.max_body_bytes = max_body_bytes
         self._rng = rng or random.Random()
         self.metrics = GatewayMetrics()
+        self.shared_metrics = (
+            SharedMetrics(self.metrics, metrics_dir) if metrics_dir is not None else None
+        )
         self.worker: StoreWorker | None = None
         access: StoreAccess | None = None
         threaded: ThreadStoreAccess | None = None
@@ -239,11 +244,28 @@ class Gateway:
         app.router.add_post("/v1/feedback", self.feedback)
         app.router.add_post("/v1/embeddings/search", self.embeddings_search)
         AdminAPI(self).register(app)
+        if self.shared_metrics is not None:  # first in, so the last to finish
+            app.cleanup_ctx.append(self._shared_metrics_ctx)
         app.cleanup_ctx.append(self._session_ctx)
         app.cleanup_ctx.append(self._log_ctx)
         app.cleanup_ctx.append(self._route_state_ctx)
         app.cleanup_ctx.append(self._shadow_ctx)
         return app
+
+    async def _shared_metrics_ctx(self, app: web.Application) -> AsyncIterator[None]:
+        """With ``--workers N``: this worker's series written for the others' scrapes, and
+        once more at the end (after the other contexts are done) so its counts stay."""
+        shared = self.shared_metrics
+        assert shared is not None
+        task = asyncio.create_task(shared.run())
+        try:
+            yield
+        finally:
+            await _cancel(task)
+            try:
+                await shared.write()
+            except OSError as exc:
+                logger.warning("cannot share this worker's last metrics (%s)", exc)
 
     async def _shadow_ctx(self, app: web.Application) -> AsyncIterator[None]:
         """The shadow writer task; running shadow calls finished and written at the end."""
@@ -314,9 +336,9 @@ class Gateway:
         return web.Response(body=self._models_body, content_type="application/json")
 
     async def metrics_endpoint(self, request: web.Request) -> web.Response:
-        return web.Response(
-            body=self.metrics.render(), headers={"Content-Type": self.metrics.content_type}
-        )
+        shared = self.shared_metrics
+        body = self.metrics.render() if shared is None else await shared.render()
+        return web.Response(body=body, headers={"Content-Type": self.metrics.content_type})
 
     async def embeddings_search(self, request: web.Request) -> web.Response:
         if self._client_key(request) is None:
@@ -666,9 +688,10 @@ def run_gateway(
     host: str | None = None,
     port: int | None = None,
     reuse_port: bool = False,
+    metrics_dir: Path | None = None,
 ) -> None:
     """Serve until interrupted (the ``cutover gateway`` command; one worker)."""
-    gateway = Gateway(config)
+    gateway = Gateway(config, metrics_dir=metrics_dir)
     app = gateway.app()
     app.on_startup.append(_freeze_gc)
     web.run_app(

@@ -7,10 +7,11 @@ routes' weights through the store (a change through any worker's admin API
 reaches the others like it reaches other replicas: LISTEN/NOTIFY on
 PostgreSQL, a 0.5 s poll on SQLite), the request log and the shadow runs.
 Each worker gets ``1/N`` of every route's daily shadow budget, so the
-processes together spend at most the budget. ``/metrics`` is per process
-(a scrape reaches one worker): scrape each worker's own port with
-``--workers 1`` replicas, or sum over the workers' ``/metrics`` if you need
-the totals of one host.
+processes together spend at most the budget. ``/metrics`` answers for the
+whole host from any worker: the supervisor makes a directory where each
+worker writes its series every second and a scrape sums them
+(:class:`cutover.gateway.metrics.SharedMetrics`); the directory is removed
+when the supervisor stops.
 
 The supervisor restarts a worker that dies (after 1 s, or longer if workers
 keep dying at once: a port in use, a broken config) and stops every worker on
@@ -21,9 +22,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import FrameType
@@ -37,7 +40,9 @@ STOP_GRACE_S = 15.0
 logger = logging.getLogger(__name__)
 
 
-def worker_command(config: Path, host: str, port: int, workers: int) -> list[str]:
+def worker_command(
+    config: Path, host: str, port: int, workers: int, metrics_dir: Path
+) -> list[str]:
     """The command line of one worker."""
     return [
         sys.executable,
@@ -53,12 +58,21 @@ def worker_command(config: Path, host: str, port: int, workers: int) -> list[str
         "--reuse-port",
         "--budget-share",
         repr(1.0 / workers),
+        "--metrics-dir",
+        str(metrics_dir),
     ]
 
 
 def supervise(config: Path, host: str, port: int, workers: int) -> int:
     """Run ``workers`` gateway processes until SIGINT/SIGTERM; the exit code."""
-    command = worker_command(config, host, port, workers)
+    metrics_dir = Path(tempfile.mkdtemp(prefix="cutover-gateway-metrics-"))
+    try:
+        return _supervise(worker_command(config, host, port, workers, metrics_dir), workers)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _supervise(command: list[str], workers: int) -> int:
     stopping = False
 
     def stop(signum: int, frame: FrameType | None) -> None:
