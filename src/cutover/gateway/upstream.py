@@ -15,6 +15,12 @@ repeated without harm:
 A timeout is not retried: the time the client waits for is already spent. A
 stream that breaks after it started is never retried (the client has part of
 it); the gateway ends it with an error event instead.
+
+The target's ``timeout_s`` bounds the retries too, counted from the first
+attempt: a retry is made only if its pause ends before then, and its answer
+must start by then (else ``TimeoutError``, a 504 for the client), so a slow
+upstream that keeps failing cannot stretch one call to ``retries + 1``
+timeouts.
 """
 
 from __future__ import annotations
@@ -48,15 +54,27 @@ async def open_upstream(
     Raises what ``session.post`` raises (``TimeoutError``, ``aiohttp.ClientError``,
     ``OSError``) when the last attempt fails that way.
     """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + upstream.target.timeout_s
     attempt = 0
     while True:
         wait: float | None
         try:
-            resp = await session.post(upstream.url, data=payload, headers=headers, timeout=timeout)
+            if attempt == 0:
+                resp = await session.post(
+                    upstream.url, data=payload, headers=headers, timeout=timeout
+                )
+            else:
+                async with asyncio.timeout_at(deadline):
+                    resp = await session.post(
+                        upstream.url, data=payload, headers=headers, timeout=timeout
+                    )
         except (aiohttp.ClientConnectionError, OSError) as exc:
             if isinstance(exc, TimeoutError) or attempt >= upstream.retries:
                 raise
             wait = _backoff(attempt, upstream.retry_max_wait_s)
+            if loop.time() + wait >= deadline:
+                raise
         else:
             if resp.status not in RETRY_STATUSES or attempt >= upstream.retries:
                 return resp
@@ -64,6 +82,8 @@ async def open_upstream(
             if wait is None:
                 wait = _backoff(attempt, upstream.retry_max_wait_s)
             elif wait > upstream.retry_max_wait_s:
+                return resp
+            if loop.time() + wait >= deadline:  # no time left for another attempt
                 return resp
             resp.release()
         attempt += 1

@@ -53,8 +53,10 @@ class Fault:
         retry_after_ms: float | None = None,
         message: str | None = None,
         error_type: str | None = None,
+        seconds: float = 0.0,
     ) -> Fault:
-        """Answer ``code`` with the dialect's error body (and Retry-After headers).
+        """Answer ``code`` with the dialect's error body (and Retry-After headers),
+        ``seconds`` after the request came (a slow failure).
 
         ``retry_after`` is sent as the ``retry-after`` header: a number of
         seconds, or a string sent as is (an HTTP-date, say).
@@ -66,6 +68,7 @@ class Fault:
             retry_after_ms=retry_after_ms,
             message=message,
             error_type=error_type,
+            seconds=seconds,
         )
 
     @classmethod

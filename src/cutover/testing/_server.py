@@ -298,6 +298,8 @@ class WireServer(ABC):
 
     async def _early_fault(self, request: web.Request, fault: Fault) -> web.StreamResponse | None:
         if fault.kind == "status":
+            if fault.seconds:
+                await asyncio.sleep(fault.seconds)
             headers: dict[str, str] = {}
             if fault.retry_after is not None:
                 value = fault.retry_after
