@@ -11,7 +11,7 @@ controller rolls it back by itself. Each leaves a complete record.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,8 @@ import pytest
 from cutover.gateway import Gateway, GatewayConfig
 from cutover.rollout.controller import Controller, RolloutError
 from cutover.rollout.plan import load_plan
-from cutover.store import open_store
+from cutover.store import Store, open_store
+from cutover.store._rollouts import RolloutRow
 from cutover.testing import Fault, OpenAIServer, serve_app
 from cutover.testing._respond import WireRequest
 
@@ -330,6 +331,28 @@ def rubric_score(wire: WireRequest) -> str:
     return f'{{"score": {score:.2f}, "reason": "scored"}}'
 
 
+@asynccontextmanager
+async def judged_rollout(
+    tmp_path: Path,
+    postgres_url: str,
+    reply: Callable[[WireRequest], str],
+    judge_reply: Callable[[WireRequest], str] = rubric_score,
+) -> AsyncIterator[tuple[str, OpenAIServer, OpenAIServer, Store, Controller, RolloutRow]]:
+    """A gateway logging answer text to PostgreSQL in front of ``reply``, a judge answering
+    with ``judge_reply`` and a started rollout of :func:`judge_plan`."""
+    async with (
+        OpenAIServer(responder=reply) as upstream,
+        OpenAIServer(responder=judge_reply) as judge,
+        gateway(postgres_url, upstream.base_url, prompts=True) as root,
+    ):
+        await traffic(root, 10, 0)
+        path = tmp_path / "plan.yaml"
+        path.write_text(judge_plan(upstream.base_url, judge.base_url))
+        with open_store(postgres_url) as store:
+            controller = Controller(store, load_plan(path), notify=lambda p: [])
+            yield root, upstream, judge, store, controller, controller.start()
+
+
 @pytest.mark.parametrize("curt", [False, True], ids=["as-good", "worse"])
 async def test_judge_scores_of_live_answers_promote_or_roll_back(
     tmp_path: Path, postgres_url: str, curt: bool
@@ -342,20 +365,17 @@ async def test_judge_scores_of_live_answers_promote_or_roll_back(
             return "No."
         return f"Here is the answer to {wire.last_user_text} for user {wire.body.get('user')}"
 
-    async with (
-        OpenAIServer(responder=reply) as upstream,
-        OpenAIServer(responder=rubric_score) as judge,
-        gateway(postgres_url, upstream.base_url, prompts=True) as root,
+    async with judged_rollout(tmp_path, postgres_url, reply) as (
+        root,
+        upstream,
+        judge,
+        store,
+        controller,
+        row,
     ):
-        await traffic(root, 10, 0)
-        path = tmp_path / "plan.yaml"
-        path.write_text(judge_plan(upstream.base_url, judge.base_url))
-        with open_store(postgres_url) as store:
-            controller = Controller(store, load_plan(path), notify=lambda p: [])
-            row = controller.start()
-            action = await drive(controller, root, upstream, fail=False)
-            events = store.rollout_events(row.id)
-            kept = store.rollout_judgements(row.id, row.started_at)
+        action = await drive(controller, root, upstream, fail=False)
+        events = store.rollout_events(row.id)
+        kept = store.rollout_judgements(row.id, row.started_at)
     assert action == ("rollback" if curt else "complete")
     decided = next(e for e in events if e.kind in ("rollback", "promote"))
     gate = next(g for g in decided.detail["gates"] if g["metric"] == "judge_score")  # type: ignore[index]
@@ -368,3 +388,52 @@ async def test_judge_scores_of_live_answers_promote_or_roll_back(
     assert {j.arm for j in kept} == {"baseline", "candidate"}
     assert all(j.score is not None for j in kept)
     assert len(judge.received) == len(kept)
+
+
+async def test_a_judge_failing_more_on_one_arm_holds_the_stage_and_alerts(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """The judge cannot score about half of the candidate's answers (and scores all of the
+    baseline's): the means it gets would compare different kinds of answers, so the judge
+    gate is left without data (``no_data``, where the scored half alone would feed it) and
+    the stage holds, with one alert."""
+
+    def reply(wire: WireRequest) -> str:
+        who = "Candidate answer" if wire.model == CAND else "Here is the answer"
+        return f"{who} to {wire.last_user_text} for user {wire.body.get('user')}"
+
+    def judge_reply(wire: WireRequest) -> str:
+        answer = wire.last_user_text.split("<answer>\n", 1)[1]
+        if answer.startswith("Candidate") and sum(map(ord, answer)) % 2 == 0:
+            return "I cannot rate this answer."  # no score: a judge failure
+        return rubric_score(wire)
+
+    async with judged_rollout(tmp_path, postgres_url, reply, judge_reply) as (
+        root,
+        _,
+        _,
+        store,
+        controller,
+        row,
+    ):
+        actions = []
+        for k in range(4):
+            await traffic(root, 300, 1_000 + 300 * k)
+            await asyncio.sleep(0.3)  # the store worker writes the log
+            look = await asyncio.to_thread(controller.step)
+            actions.append(look.action)
+        final = store.get_rollout(row.id)
+        events = store.rollout_events(row.id)
+        kept = store.rollout_judgements(row.id, row.started_at)
+    assert actions == ["hold"] * 4
+    assert final is not None and (final.status, final.stage) == ("running", 0)
+    assert look.decision is not None and look.decision.minimums_met
+    gate = next(g for g in look.decision.gates if g.metric == "judge_score")
+    assert gate.status == "no_data"
+    failed = {
+        arm: sum(j.score is None for j in kept if j.arm == arm) for arm in ("baseline", "candidate")
+    }
+    assert failed["baseline"] == 0 and failed["candidate"] >= 20
+    alerts = [e for e in events if e.kind == "alert"]
+    assert [a.detail["problem"] for a in alerts] == ["judge_uneven"]  # type: ignore[index]
+    assert "candidate" in alerts[0].detail["message"]  # type: ignore[index]

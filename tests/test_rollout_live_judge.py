@@ -16,7 +16,13 @@ import pytest
 from scipy import stats
 
 from cutover.rollout.controller import Controller, RolloutError
-from cutover.rollout.live_judge import judge_scores, logged_messages, pick, sample_point
+from cutover.rollout.live_judge import (
+    judge_failures,
+    judge_scores,
+    logged_messages,
+    pick,
+    sample_point,
+)
 from cutover.rollout.plan import load_plan
 from cutover.store import GatewayRequestRow, open_store
 from cutover.store._rollouts import Judgement
@@ -73,6 +79,51 @@ def test_logged_messages_and_scores_per_scope() -> None:
     assert scores[(None, "baseline")].n == 2 and scores[(None, "baseline")].total == 1.5
     assert scores[("medical", "candidate")].n == 1
     assert (None, "candidate") in scores and ("legal", "candidate") not in scores
+
+
+def kept(arm: str, n: int, failed: int) -> list[Judgement]:
+    now = utcnow()
+    return [
+        Judgement(f"{arm}-{i}", arm, None, now, None if i < failed else 0.8, "unparseable")
+        for i in range(n)
+    ]
+
+
+def test_judge_failures_uneven_only_when_the_arms_rates_differ() -> None:
+    same = judge_failures(kept("baseline", 200, 10) + kept("candidate", 200, 14), 0.05)
+    assert not same.uneven
+    assert same.failed == {"baseline": 10, "candidate": 14}
+    assert same.judged == {"baseline": 200, "candidate": 200}
+    worse = judge_failures(kept("baseline", 100, 2) + kept("candidate", 100, 30), 0.05)
+    assert worse.uneven
+    assert "candidate 30 of 100 (30%), baseline 2 of 100 (2%)" in worse.message()
+    # the other way round counts as much: the means are biased either way
+    assert judge_failures(kept("baseline", 100, 30) + kept("candidate", 100, 2), 0.05).uneven
+    assert not judge_failures(kept("baseline", 50, 0) + kept("candidate", 50, 0), 0.05).uneven
+    # one arm not judged yet: nothing to compare
+    assert not judge_failures(kept("candidate", 40, 40), 0.05).uneven
+    # a small sample is not enough to call a difference
+    assert not judge_failures(kept("baseline", 10, 0) + kept("candidate", 10, 3), 0.05).uneven
+
+
+def test_judge_failures_keep_their_level_while_looked_at_again_and_again() -> None:
+    """A/A: both arms' answers fail 10% of the time; checked after every 40 judgements
+    per arm up to 400, over 150 seeded runs, the comparison calls a difference in at most
+    the level's share of runs (always-valid ends: the looks do not add up)."""
+    rng = np.random.default_rng(7)
+    level, alarms = 0.05, 0
+    for _ in range(150):
+        fails = {arm: rng.random(400) < 0.10 for arm in ("baseline", "candidate")}
+        for n in range(40, 401, 40):
+            kept_now = [
+                Judgement(f"{arm}{i}", arm, None, utcnow(), None if fails[arm][i] else 0.5)
+                for arm in fails
+                for i in range(n)
+            ]
+            if judge_failures(kept_now, level).uneven:
+                alarms += 1
+                break
+    assert alarms / 150 <= level
 
 
 PLAN = """route: bot

@@ -51,7 +51,13 @@ from cutover.rollout.decide import (
     StageWindow,
     decide_stage,
 )
-from cutover.rollout.live_judge import JudgeLook, LiveJudge, judge_scores
+from cutover.rollout.live_judge import (
+    JudgeFailures,
+    JudgeLook,
+    LiveJudge,
+    judge_failures,
+    judge_scores,
+)
 from cutover.rollout.plan import Plan
 from cutover.store import Store
 from cutover.store._rollouts import ArmLog, RolloutRow
@@ -217,12 +223,14 @@ class Controller:
                 return Look(None, row, "idle")
             self.store.rollout_heartbeat(row.id)
             since, slices = row.stage_started_at, self.plan.slice_names
-            judged = None
+            judged, failures = None, None
+            scores: dict[tuple[str | None, str], Moments] = {}
             if self._judge is not None:
                 judged = self._judge.look(row.id, row.route, since)
-                scores = judge_scores(self.store.rollout_judgements(row.id, since), slices)
-            else:
-                scores = {}
+                kept = self.store.rollout_judgements(row.id, since)
+                failures = judge_failures(kept, self.plan.test_level())
+                if not failures.uneven:  # else the judge gate gets no data: it holds
+                    scores = judge_scores(kept, slices)
             logs = self.store.gateway_window(row.route, since, slices=slices)
         except StoreError as exc:
             return self._blind(exc)
@@ -246,15 +254,21 @@ class Controller:
         )
         decision = decide_stage(self.plan, row.stage, window)
         try:
-            self._alert_unfed(row, window, judged)
+            self._alert_unfed(row, window, judged, failures)
             return self._act(row, decision)
         except StoreError as exc:
             return self._blind(exc)
 
-    def _alert_unfed(self, row: RolloutRow, window: StageWindow, judged: JudgeLook | None) -> None:
+    def _alert_unfed(
+        self,
+        row: RolloutRow,
+        window: StageWindow,
+        judged: JudgeLook | None,
+        failures: JudgeFailures | None,
+    ) -> None:
         """Alert once (recorded and sent) when a gate cannot get data from live traffic: the
-        gateways log no answer text for the judge, the judge fails on every answer, or no
-        request carries a slice the plan names."""
+        gateways log no answer text for the judge, the judge fails on every answer or on one
+        arm's answers more than the other's, or no request carries a slice the plan names."""
         problems: list[tuple[str, str]] = []
         if judged is not None and judged.blind:
             problems.append(
@@ -272,6 +286,8 @@ class Controller:
                     + "; ".join(judged.errors),
                 )
             )
+        if failures is not None and failures.uneven:
+            problems.append(("judge_uneven", failures.message()))
         if window.baseline.requests + window.candidate.requests >= 100:
             for label, (b, c) in window.slices.items():
                 if b.requests + c.requests == 0:

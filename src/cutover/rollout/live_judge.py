@@ -17,6 +17,14 @@ look. A restarted controller goes on from what the store holds.
 Judging needs the answers' text: the gateways must log it (``log: {prompts:
 true}``). When a look finds answers but none with text, :class:`LiveJudge`
 says so (``blind``) and the controller alerts.
+
+A judge that fails more often on one arm's answers (the candidate's are too
+long for its context, say, or trip its content filter) leaves the two means
+over different kinds of answers. :func:`judge_failures` compares the arms'
+failure rates with the same always-valid confidence sequences as the rate
+gates; while they differ, the controller alerts and keeps the judge scores
+from the gate, which then cannot pass (the stage holds; never promoted on a
+biased comparison).
 """
 
 from __future__ import annotations
@@ -29,14 +37,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+import numpy as np
 import orjson
 
 from cutover.assertions import Judge
 from cutover.calls import TargetCaller
 from cutover.errors import CutoverError
 from cutover.records import Observation
+from cutover.rollout._core import rate_bounds
 from cutover.rollout.decide import Moments
 from cutover.rollout.plan import JudgeConfig
+from cutover.rollout.sequential import beta_concentration
 from cutover.store import Store
 from cutover.store._rollouts import Judgement
 from cutover.suites._case import Case
@@ -193,4 +204,67 @@ def judge_scores(
     return {key: Moments.of(values) for key, values in scores.items()}
 
 
-__all__ = ["JudgeLook", "LiveJudge", "judge_scores", "logged_messages", "pick", "sample_point"]
+#: The judge-failure comparison's mixtures are tightest at this many judgements per arm.
+FAILURES_N_STAR = 200.0
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeFailures:
+    """How often the judge failed on each arm's answers, and whether the rates differ."""
+
+    failed: dict[str, int]
+    judged: dict[str, int]
+    """Answers the judge was asked about (scored or failed), per arm."""
+    uneven: bool
+
+    def message(self) -> str:
+        def share(arm: str) -> str:
+            n = self.judged.get(arm, 0)
+            return f"{self.failed.get(arm, 0)} of {n}" + (
+                f" ({self.failed.get(arm, 0) / n:.0%})" if n else ""
+            )
+
+        return (
+            f"the judge fails on the arms' answers at different rates (candidate "
+            f"{share('candidate')}, baseline {share('baseline')}): its means would compare "
+            "different kinds of answers, so the judge gate holds until the rates agree"
+        )
+
+
+def judge_failures(judgements: Iterable[Judgement], level: float) -> JudgeFailures:
+    """The arms' judge-failure rates and whether they differ at ``level``.
+
+    Each arm's failure rate gets the rate gates' one-sided Beta-mixture confidence
+    sequence ends at ``level / 4`` each; the rates differ when one arm's low end
+    is above the other's high end. With equal rates that happens, at any look
+    ever, with probability at most ``level`` (each of the two directions needs
+    one of two ends to miss).
+    """
+    failed = {"baseline": 0, "candidate": 0}
+    judged = {"baseline": 0, "candidate": 0}
+    for j in judgements:
+        if j.arm in judged:
+            judged[j.arm] += 1
+            failed[j.arm] += j.score is None
+    if not failed["baseline"] and not failed["candidate"]:
+        return JudgeFailures(failed, judged, False)
+    gamma = level / 4.0
+    kappa = beta_concentration(FAILURES_N_STAR, gamma)
+    b, c = (
+        rate_bounds(np.array([float(failed[arm])]), np.array([float(judged[arm])]), gamma, kappa)
+        for arm in ("baseline", "candidate")
+    )
+    uneven = bool(c.low[0] > b.high[0] or b.low[0] > c.high[0])
+    return JudgeFailures(failed, judged, uneven)
+
+
+__all__ = [
+    "JudgeFailures",
+    "JudgeLook",
+    "LiveJudge",
+    "judge_failures",
+    "judge_scores",
+    "logged_messages",
+    "pick",
+    "sample_point",
+]
