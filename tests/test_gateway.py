@@ -381,23 +381,26 @@ async def test_upstream_timeout_is_504(upstream: OpenAIServer) -> None:
 
 
 async def test_stream_first_token_is_not_held_back() -> None:
-    # Upstream: first token after 0.1 s, the rest of the stream 0.9 s later.
+    # Upstream: first token after 0.1 s, the rest of the stream in one burst 0.9 s later.
     async with (
-        OpenAIServer(latency_s=1.0, ttft_fraction=0.1) as server,
+        OpenAIServer(latency_s=1.0, ttft_fraction=0.1, stream_bursts=1) as server,
         gateway(config(server.base_url)) as root,
     ):
+        c = client(root)  # built before the clock starts: only the stream is timed
         loop = asyncio.get_running_loop()
         start = loop.time()
-        stream = await client(root).chat.completions.create(
-            model="support-bot", messages=MSG, stream=True
-        )
+        stream = await c.chat.completions.create(model="support-bot", messages=MSG, stream=True)
         first: float | None = None
         async for chunk in stream:
             if first is None and chunk.choices and chunk.choices[0].delta.content:
                 first = loop.time() - start
         total = loop.time() - start
-    assert first is not None and first < 0.5
     assert total >= 0.9
+    # Relayed as it came, the first token is ahead of the rest by most of the 0.9 s; held
+    # back (buffered with the rest, or until the next upstream read) it is not ahead at all.
+    # Measured against the rest, so the connections' set-up (slow on a loaded machine)
+    # does not count.
+    assert first is not None and total - first >= 0.5
 
 
 async def test_client_leaving_mid_stream_does_not_hurt_the_gateway() -> None:

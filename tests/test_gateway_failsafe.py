@@ -9,7 +9,8 @@ they are back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 
@@ -33,6 +34,34 @@ async def until(predicate: object, timeout: float = 10.0) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("condition not met in time")
+
+
+async def until_beating(
+    postgres_url: str, rollout_id: str, predicate: Callable[[], bool], timeout: float = 10.0
+) -> None:
+    """``until``, with the rollout's controller beating meanwhile (every 0.2 s), as a live
+    controller does.
+
+    A single beat before the wait is not enough: the replica may read it only after the
+    1 s failsafe time (its LISTEN connection reconnects once a second after an outage, and
+    on a loaded machine that read came 1.05 s after the beat), and then the controller
+    looks silent until its next beat, which never comes.
+    """
+    stop = asyncio.Event()
+    with open_store(postgres_url) as store:
+
+        async def beat() -> None:
+            while not stop.is_set():
+                await asyncio.to_thread(store.rollout_heartbeat, rollout_id)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.2)
+
+        beating = asyncio.create_task(beat())
+        try:
+            await until(predicate, timeout)
+        finally:
+            stop.set()
+            await beating
 
 
 def block_connections(db: str, blocked: bool) -> None:
@@ -85,13 +114,15 @@ async def test_weight_falls_back_when_the_controller_or_the_store_goes_quiet(
             rollout = store.create_rollout("bot", {}, "h", owner=None, actor="test")
             store.set_gateway_route_weight("bot", 50.0, actor="rollout:abc", action="promote")
             store.rollout_heartbeat(rollout.id)
-        await until(lambda: state.weight("bot") == 50.0)
+        await until_beating(postgres_url, rollout.id, lambda: state.weight("bot") == 50.0)
 
         # the controller stops beating: after the failsafe time, back to the baseline
         await until(lambda: state.weight("bot") == 0.0 and "bot" in state.failsafe)
         with open_store(postgres_url) as store:
             store.rollout_heartbeat(rollout.id)  # it is back
-        await until(lambda: state.weight("bot") == 50.0 and not state.failsafe)
+        await until_beating(
+            postgres_url, rollout.id, lambda: state.weight("bot") == 50.0 and not state.failsafe
+        )
 
         # the database refuses every connection: the replica cannot see anything
         with open_store(postgres_url) as store:
@@ -100,7 +131,9 @@ async def test_weight_falls_back_when_the_controller_or_the_store_goes_quiet(
             await until(lambda: state.weight("bot") == 0.0 and "bot" in state.failsafe)
         with open_store(postgres_url) as store:
             store.rollout_heartbeat(rollout.id)
-        await until(lambda: state.weight("bot") == 50.0 and not state.failsafe)
+        await until_beating(
+            postgres_url, rollout.id, lambda: state.weight("bot") == 50.0 and not state.failsafe
+        )
 
         # a finished rollout leaves its weight alone in an outage
         with open_store(postgres_url) as store:
@@ -135,13 +168,16 @@ async def test_a_rollout_finished_just_before_an_outage_keeps_its_weight(
             rollout = store.create_rollout("bot", {}, "h", owner=None, actor="test")
             store.rollout_heartbeat(rollout.id)
             store.set_gateway_route_weight("bot", 50.0, actor="rollout:abc", action="promote")
-        await until(lambda: state.weight("bot") == 50.0)
+        await until_beating(postgres_url, rollout.id, lambda: state.weight("bot") == 50.0)
         # the NOTIFY alone told the replica a running rollout set this weight
         with outage(db_name):
             await until(lambda: state.weight("bot") == 0.0 and "bot" in state.failsafe)
         with open_store(postgres_url) as store:
             store.rollout_heartbeat(rollout.id)
-        await until(lambda: state.weight("bot") == 50.0 and not state.failsafe)
+        # only the LISTEN reconnection (once a second) reads the store again here
+        await until_beating(
+            postgres_url, rollout.id, lambda: state.weight("bot") == 50.0 and not state.failsafe
+        )
 
         with open_store(postgres_url) as store:
             store.update_rollout(rollout.id, event="complete", actor="c", status="promoted")
@@ -165,13 +201,13 @@ async def test_a_gateway_host_clock_ahead_does_not_silence_a_live_controller(
             rollout = store.create_rollout("bot", {}, "h", owner=None, actor="test")
             store.rollout_heartbeat(rollout.id)
             store.set_gateway_route_weight("bot", 50.0, actor="rollout:abc", action="promote")
-        await until(lambda: state.weight("bot") == 50.0)
+        await until_beating(postgres_url, rollout.id, lambda: state.weight("bot") == 50.0)
         # from here the gateway's clock reads an hour ahead of the controller's
         monkeypatch.setattr(route_state_module, "utcnow", lambda: utcnow() + timedelta(hours=1))
-        for _ in range(5):
-            with open_store(postgres_url) as store:
-                store.rollout_heartbeat(rollout.id)
-            await asyncio.sleep(0.3)
-            assert state.weight("bot") == 50.0 and not state.failsafe
+        with open_store(postgres_url) as store:  # opened once: each beat is one quick write
+            for _ in range(5):
+                await asyncio.to_thread(store.rollout_heartbeat, rollout.id)
+                await asyncio.sleep(0.3)
+                assert state.weight("bot") == 50.0 and not state.failsafe
         with open_store(postgres_url) as store:
             assert abs((store.database_now() - utcnow()).total_seconds()) < 5

@@ -413,7 +413,9 @@ async def test_a_failing_store_never_fails_requests_and_is_retried(
     cfg = config(upstream.base_url, store="sqlite:///unused.db")
     async with gateway(cfg, store=store) as (root, gw):
         ids = [(await ask(root, f"user-{i}"))[0] for i in range(5)]
-        await wait_for(lambda: len(store.rows) == 5)
+        # The rows land in the store (a thread) before the writer counts them on the loop.
+        log = gw.telemetry.log
+        await wait_for(lambda: len(store.rows) == 5 and log.written == 5)
         samples = await metrics(root)
         status, body = await post_feedback(root, {"request_id": ids[0], "thumbs": "up"})
     assert [r.request_id for r in store.rows] == ids

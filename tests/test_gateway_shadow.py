@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,14 @@ async def ask(root: str, text: str) -> tuple[str, str | None]:
     return completion.choices[0].message.content or "", raw.headers.get("x-cutover-request-id")
 
 
+async def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``condition`` (work in a background task or thread) until true."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
 @pytest.fixture
 def db(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'gateway.db'}"
@@ -94,10 +102,7 @@ async def test_slow_shadow_does_not_delay_the_primary(db: str) -> None:
         assert text and request_id
         assert answered == []
         assert gw.shadow.scheduled == 1
-        for _ in range(200):  # the shadow request does reach the shadow server
-            if shadow.requests_total:
-                break
-            await asyncio.sleep(0.01)
+        await wait_for(lambda: shadow.requests_total > 0)  # the shadow request does arrive
         assert shadow.requests_total == 1
         assert answered == []
         release.set()
@@ -167,10 +172,7 @@ async def test_a_restarted_gateway_keeps_todays_spending(db: str) -> None:
             spent = gw.shadow.spent_today(ALIAS)
             assert spent > 1e-9
         async with serving(cfg, db) as (root, gw):  # the same store, a new process state
-            for _ in range(100):
-                if gw.shadow.spent_today(ALIAS) > 0:
-                    break
-                await asyncio.sleep(0.02)
+            await wait_for(lambda: gw.shadow.spent_today(ALIAS) > 0)  # read in a thread
             assert gw.shadow.spent_today(ALIAS) == pytest.approx(spent)
             await ask(root, "after the restart")
             await gw.shadow.wait_idle()

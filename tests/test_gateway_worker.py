@@ -68,6 +68,16 @@ async def logged(db: str, request_ids: set[str], timeout: float = 20.0) -> set[s
     return found
 
 
+async def shadow_completed(gw: Gateway, n: int, timeout: float = 30.0) -> int:
+    """Poll the worker's shadow counters (sent every second) until ``n`` calls completed."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (done := gw.shadow.counters().get("completed", 0)) < n:
+        if asyncio.get_running_loop().time() >= deadline:
+            break
+        await asyncio.sleep(0.05)
+    return int(done)
+
+
 @pytest.fixture
 def db(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'gateway.db'}"
@@ -143,11 +153,7 @@ async def test_worker_shadows_both_dialects_streamed_and_not(db: str) -> None:
         ) as s:
             anthropic_streamed = await s.get_final_text()
         assert streamed and anthropic_streamed
-        for _ in range(200):
-            if gw.shadow.counters().get("completed", 0) >= 4:
-                break
-            await asyncio.sleep(0.05)
-        assert gw.shadow.counters()["completed"] == 4
+        assert await shadow_completed(gw, 4) == 4
     # closing the gateway closed the worker, which wrote the pairs
     with Store.open(db) as store:
         (run,) = [r for r in store.list_runs() if r.kind == "shadow"]
@@ -174,10 +180,8 @@ async def test_metrics_show_the_workers_shadow_counters(db: str) -> None:
             await oa.chat.completions.create(
                 model=ALIAS, messages=[{"role": "user", "content": f"m{i}"}]
             )
-        for _ in range(200):  # counters reach the gateway with the worker's next status
-            if gw.shadow.counters().get("completed", 0) >= 3:
-                break
-            await asyncio.sleep(0.05)
+        # counters reach the gateway with the worker's next status
+        assert await shadow_completed(gw, 3) == 3
         async with aiohttp.ClientSession() as http, http.get(f"{root}/metrics") as resp:
             text = await resp.text()
     assert "cutover_gateway_shadow_completed_total 3.0" in text

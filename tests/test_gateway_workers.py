@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -35,6 +36,20 @@ async def pids_seen(root: str, tries: int = 60) -> set[int]:
         async with aiohttp.ClientSession() as http, http.get(f"{root}/healthz") as resp:
             seen.add(int((await resp.json())["pid"]))
     return seen
+
+
+async def wait_for_pids(
+    root: str, wanted: Callable[[set[int]], bool], timeout: float = 60.0
+) -> set[int]:
+    """The pids answering ``/healthz`` (20 fresh connections a round) once they are
+    ``wanted``, else at the deadline. Timed, not counted in rounds: starting a worker
+    (Python, its store worker) takes seconds on a loaded machine."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        seen = await pids_seen(root, 20)
+        if wanted(seen) or asyncio.get_running_loop().time() >= deadline:
+            return seen
+        await asyncio.sleep(0.2)
 
 
 async def wait_up(root: str, proc: asyncio.subprocess.Process, timeout: float = 60.0) -> None:
@@ -67,10 +82,8 @@ async def start_workers(
     )  # fmt: skip
     root = f"http://127.0.0.1:{port}"
     try:
-        await wait_up(root, proc)
-        for _ in range(50):
-            if len(await pids_seen(root, 20)) == 2:
-                break
+        await wait_up(root, proc)  # one worker is up; the other may still be starting
+        await wait_for_pids(root, lambda seen: len(seen) == 2)
     except BaseException:
         proc.kill()
         await proc.wait()
@@ -94,12 +107,7 @@ async def test_workers_share_the_port_restart_and_stop(tmp_path: Path) -> None:
                     model="bot", messages=[{"role": "user", "content": f"q{i}"}]
                 )
                 ids.add(raw.headers["x-cutover-request-id"])
-            later: set[int] = set()
-            for _ in range(50):
-                later = await pids_seen(root, 20)
-                if len(later) == 2 and victim not in later:
-                    break
-                await asyncio.sleep(0.2)
+            later = await wait_for_pids(root, lambda seen: len(seen) == 2 and victim not in seen)
             assert len(later) == 2 and victim not in later  # replaced
         finally:
             proc.send_signal(signal.SIGTERM)
