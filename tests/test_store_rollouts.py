@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from cutover.store import GatewayRequestRow, open_store
-from cutover.store._rollouts import Judgement, RolloutActiveError
+from cutover.store._rollouts import LATENCY_BINS_PER_E, Judgement, RolloutActiveError
+from cutover.store._store import register_math
 
 PLAN = {"route": "bot", "stages": [{"weight": 1}, {"weight": 100}], "gates": []}
 
@@ -55,6 +58,10 @@ def test_one_active_rollout_per_route_and_its_record(store_url: str) -> None:
             store.update_rollout(first.id, event="x", actor="a", status="exploded")
 
 
+def lbin(ms: float) -> int:
+    return math.floor(math.log(ms) * LATENCY_BINS_PER_E)
+
+
 def test_gateway_window_per_arm(store_url: str) -> None:
     t0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -87,9 +94,15 @@ def test_gateway_window_per_arm(store_url: str) -> None:
         late = store.gateway_window("bot", t0, t0 + timedelta(seconds=3)).arms
     base, cand = window["baseline"], window["candidate"]
     assert (base.requests, base.errors, base.feedback, base.negative_feedback) == (5, 0, 2, 1)
-    assert base.latency_ms == [101.0, 102.0, 103.0, 104.0, 105.0]
-    assert (cand.requests, cand.errors, cand.latency_ms) == (2, 1, [111.0])
-    assert base.sticky_keys == {"k0", "k1", "k2"}
+    # latency and TTFT in 0.5% log bins, computed by the database as here
+    assert base.latency_bins == {lbin(100.0 + i): 1 for i in range(1, 6)}
+    assert base.ttft_bins == {lbin(10.0): 5}
+    assert (cand.requests, cand.errors, cand.latency_bins) == (2, 1, {lbin(111.0): 1})
+    edges, counts = base.histogram(base.latency_bins)
+    assert sum(counts) == 5 and edges[0] <= 101.0 < edges[1] and edges[-2] <= 105.0 < edges[-1]
+    assert (base.cost_n, cand.cost_n) == (5, 1)  # the 503 has no answer to cost
+    assert base.cost_sum == pytest.approx(0.005) and base.cost_sq == pytest.approx(5e-6)
+    assert base.units == 3  # k0, k1, k2
     assert late["baseline"].requests == 3 and late["candidate"].requests == 0
     assert (base.refusals, base.answers_checked) == (2, 5)  # r2, r4 of r1..r5
     assert base.checks == {"json_valid": [1, 5], "empty": [0, 5]}
@@ -172,3 +185,17 @@ def test_judgements_are_kept_once_per_answer(store_url: str) -> None:
         assert store.rollout_judgements(rollout.id, t0 + timedelta(seconds=1))[0].request_id == "r1"
         other = store.create_rollout("bot2", {}, "h", owner=None, actor="t")
         assert len(store.unjudged_answers(other.id, "bot", t0)) == 4  # judged per rollout
+
+
+def test_the_window_bins_latencies_on_a_sqlite_without_math_functions() -> None:
+    """SQLite built without its math functions gets ``ln`` and ``floor`` from Python,
+    and they bin like the built-ins (and PostgreSQL's)."""
+    conn = sqlite3.connect(":memory:")
+    register_math(conn)  # application functions override the built-ins, if any
+    values = [0.0, 0.0004, 1.0, 101.0, 2_000.5, 59_999.0]
+    got = [
+        conn.execute("SELECT floor(ln(max(?, 0.001)) * ?)", (v, LATENCY_BINS_PER_E)).fetchone()[0]
+        for v in values
+    ]
+    assert got == [lbin(max(v, 0.001)) for v in values]
+    assert conn.execute("SELECT ln(NULL), ln(0), floor(NULL)").fetchone() == (None, None, None)

@@ -40,12 +40,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import numpy as np
 
 from cutover.errors import CutoverError, InputError, StoreError
 from cutover.rollout.decide import (
     ArmWindow,
     Counts,
+    Histogram,
     Moments,
     StageDecision,
     StageWindow,
@@ -88,10 +88,10 @@ def arm_window(log: ArmLog, judge_score: Moments | None = None) -> ArmWindow:
     return ArmWindow(
         requests=log.requests,
         errors=log.errors,
-        units=len(log.sticky_keys) or None,
-        latency_ms=np.asarray(log.latency_ms) if log.latency_ms else None,
-        ttft_ms=np.asarray(log.ttft_ms) if log.ttft_ms else None,
-        cost_usd=Moments.of(log.cost_usd) if log.cost_usd else None,
+        units=log.units or None,
+        latency_ms=Histogram(*log.histogram(log.latency_bins)) if log.latency_bins else None,
+        ttft_ms=Histogram(*log.histogram(log.ttft_bins)) if log.ttft_bins else None,
+        cost_usd=Moments(log.cost_n, log.cost_sum, log.cost_sq) if log.cost_n else None,
         negative_feedback=Counts(log.negative_feedback, log.feedback) if log.feedback else None,
         refusals=Counts(log.refusals, log.answers_checked) if log.answers_checked else None,
         invalid_outputs={name: Counts(hits, n) for name, (hits, n) in log.checks.items()},

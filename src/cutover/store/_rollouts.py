@@ -11,12 +11,13 @@ route over a window, per arm: the controller's evidence.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -112,15 +113,35 @@ class RolloutEvent:
     detail: dict[str, Any] | None
 
 
+LATENCY_BINS_PER_E: Final = 200
+"""Latency and time-to-first-token bins per unit of natural log: each bin is 0.5% wide
+(``exp(1/200) - 1``), so a quantile read from them is within 0.5% of the exact one."""
+_MIN_MS: Final = 0.001
+
+
+def latency_bin_edges(first: int, last: int) -> tuple[float, ...]:
+    """The edges (ms) of bins ``first`` to ``last``: bin ``k`` holds ``[e^(k/B), e^((k+1)/B))``."""
+    return tuple(math.exp(k / LATENCY_BINS_PER_E) for k in range(first, last + 2))
+
+
 @dataclass(slots=True)
 class ArmLog:
-    """What the request log holds for one arm over a window (raw, for the analysis)."""
+    """What the request log holds for one arm over a window, aggregated by the database.
+
+    Counts and sums for the rates and means; latency and time to first token as
+    log-spaced bins (:data:`LATENCY_BINS_PER_E`), so a window of any size is a few
+    thousand numbers, never the rows themselves.
+    """
 
     requests: int = 0
     errors: int = 0
-    latency_ms: list[float] = field(default_factory=list)
-    ttft_ms: list[float] = field(default_factory=list)
-    cost_usd: list[float] = field(default_factory=list)
+    latency_bins: dict[int, int] = field(default_factory=dict)
+    """Bin -> answers (errors excluded); see :func:`latency_bin_edges`."""
+    ttft_bins: dict[int, int] = field(default_factory=dict)
+    cost_n: int = 0
+    cost_sum: float = 0.0
+    cost_sq: float = 0.0
+    """Answers with a cost, the costs' sum and sum of squares (errors excluded)."""
     feedback: int = 0
     negative_feedback: int = 0
     refusals: int = 0
@@ -128,43 +149,32 @@ class ArmLog:
     answers_checked: int = 0
     checks: dict[str, list[int]] = field(default_factory=dict)
     """Output check name -> [answers it flagged, answers it applied to]."""
-    sticky_keys: set[str] = field(default_factory=set)
+    units: int = 0
+    """Distinct sticky keys (sessions) seen; only for a whole arm, not per slice."""
 
-    def add(
-        self,
-        status: int,
-        latency: float,
-        ttft: float | None,
-        cost: float | None,
-        score: float | None,
-        key_hash: str | None,
-        refused: bool | None,
-        error_class: str | None,
-        checks: dict[str, int] | None,
-    ) -> None:
-        """Count one logged request (see :meth:`RolloutMixin.gateway_window`)."""
-        self.requests += 1
-        if status >= 400 or error_class in STREAM_FAILURES:
-            self.errors += 1
-        else:
-            self.latency_ms.append(float(latency))
-            if ttft is not None:
-                self.ttft_ms.append(float(ttft))
-            if cost is not None:
-                self.cost_usd.append(float(cost))
-        if score is not None:
-            self.feedback += 1
-            if score < 0:
-                self.negative_feedback += 1
-        if key_hash is not None:
-            self.sticky_keys.add(str(key_hash))
-        if refused is not None:
-            self.answers_checked += 1
-            self.refusals += bool(refused)
+    def histogram(self, bins: dict[int, int]) -> tuple[tuple[float, ...], tuple[int, ...]]:
+        """``bins`` (``latency_bins`` or ``ttft_bins``) as contiguous ``(edges, counts)``."""
+        first, last = min(bins), max(bins)
+        counts = tuple(bins.get(k, 0) for k in range(first, last + 1))
+        return latency_bin_edges(first, last), counts
+
+    def _add_counts(self, row: Sequence[Any]) -> None:
+        requests, errors, feedback, negative, checked, refused, cost_n, cost_sum, cost_sq = row
+        self.requests += int(requests)
+        self.errors += int(errors or 0)
+        self.feedback += int(feedback or 0)
+        self.negative_feedback += int(negative or 0)
+        self.answers_checked += int(checked or 0)
+        self.refusals += int(refused or 0)
+        self.cost_n += int(cost_n or 0)
+        self.cost_sum += float(cost_sum or 0.0)
+        self.cost_sq += float(cost_sq or 0.0)
+
+    def _add_checks(self, checks: dict[str, Any] | None, n: int) -> None:
         for name, flagged in (checks or {}).items():
             tally = self.checks.setdefault(str(name), [0, 0])
-            tally[0] += int(flagged)
-            tally[1] += 1
+            tally[0] += int(flagged) * n
+            tally[1] += n
 
 
 @dataclass(slots=True)
@@ -188,6 +198,16 @@ class Judgement:
     request_ts: datetime
     score: float | None
     error: str | None = None
+
+
+def _count_if(condition: Any) -> Any:
+    """``SUM(CASE WHEN condition THEN 1 ELSE 0 END)``: rows where it holds (NULL: not)."""
+    return sa.func.sum(sa.case((condition, 1), else_=0))
+
+
+def _not_in(column: Any, values: frozenset[str]) -> Any:
+    """``column`` is NULL or none of ``values``."""
+    return sa.or_(column.is_(None), column.not_in(sorted(values)))
 
 
 class RolloutActiveError(ValueError):
@@ -395,36 +415,88 @@ class RolloutMixin:
         Errors are answers with status >= 400 (a fallback is logged with the
         candidate's failed status, so it counts) and streams that broke after
         they started (status 200, error class ``timeout`` or
-        ``upstream_stream_broken``); negative feedback is a score
-        below 0. Latency, time to first token and cost are the raw values (the
-        analysis takes quantiles and means of them).
+        ``upstream_stream_broken``); negative feedback is a score below 0.
+        Everything is aggregated by the database (grouped by arm and slice), so
+        what comes back does not grow with the window: counts and sums, and
+        latency and time to first token in log-spaced bins.
         """
         g = gateway_requests
-        query = sa.select(
-            g.c.arm,
-            g.c.slice,
-            g.c.status,
-            g.c.latency_ms,
-            g.c.ttft_ms,
-            g.c.cost_usd,
-            g.c.feedback_score,
-            g.c.key_hash,
-            g.c.refused,
-            g.c.error_class,
-            g.c.checks,
-        ).where(g.c.route == route, g.c.ts >= since, g.c.arm.in_(("baseline", "candidate")))
-        if until is not None:
-            query = query.where(g.c.ts < until)
         window = RouteWindow(
             slices={name: {"baseline": ArmLog(), "candidate": ArmLog()} for name in slices}
         )
+        where = [g.c.route == route, g.c.ts >= since, g.c.arm.in_(("baseline", "candidate"))]
+        if until is not None:
+            where.append(g.c.ts < until)
+        failed = sa.or_(g.c.status >= 400, g.c.error_class.in_(sorted(STREAM_FAILURES)))
+        answered = sa.and_(g.c.status < 400, _not_in(g.c.error_class, STREAM_FAILURES))
+        cost = sa.case((answered, g.c.cost_usd), else_=None)
+        # Four grouped passes, each cheap for the database: the counts and sums per arm and
+        # slice; the latency bins (NULL for an error) with the output checks' JSON text (a
+        # few distinct values); the time-to-first-token bins; the sessions (grouped, then
+        # counted: a hash aggregate, where COUNT(DISTINCT) sorts).
+        counts = (
+            sa.select(
+                g.c.arm,
+                g.c.slice,
+                sa.func.count(),
+                _count_if(failed),
+                _count_if(g.c.feedback_score.is_not(None)),
+                _count_if(g.c.feedback_score < 0),
+                _count_if(g.c.refused.is_not(None)),
+                _count_if(g.c.refused.is_(True)),
+                sa.func.count(cost),
+                sa.func.sum(cost),
+                sa.func.sum(cost * cost),
+            )
+            .where(*where)
+            .group_by(g.c.arm, g.c.slice)
+        )
+        latency = sa.case((answered, self._latency_bin(g.c.latency_ms)), else_=None)
+        binned = (
+            sa.select(g.c.arm, g.c.slice, latency, g.c.checks, sa.func.count())
+            .where(*where)
+            .group_by(g.c.arm, g.c.slice, latency, g.c.checks)
+        )
+        ttft = self._latency_bin(g.c.ttft_ms)
+        first_token = (
+            sa.select(g.c.arm, g.c.slice, ttft, sa.func.count())
+            .where(*where, answered, g.c.ttft_ms.is_not(None))
+            .group_by(g.c.arm, g.c.slice, ttft)
+        )
+        keys = (
+            sa.select(g.c.arm)
+            .where(*where, g.c.key_hash.is_not(None))
+            .group_by(g.c.arm, g.c.key_hash)
+            .subquery()
+        )
+        units = sa.select(keys.c.arm, sa.func.count()).group_by(keys.c.arm)
+
+        def logs(arm: str, label: str | None) -> list[ArmLog]:
+            out = [window.arms[arm]]
+            if label is not None and label in window.slices:
+                out.append(window.slices[label][arm])
+            return out
+
         with self._transaction("reading the gateway request log", write=False) as conn:
-            for arm, label, *values in conn.execute(query):
-                window.arms[str(arm)].add(*values)
-                by_arm = window.slices.get(label) if label is not None else None
-                if by_arm is not None:
-                    by_arm[str(arm)].add(*values)
+            for arm, label, *row in conn.execute(counts):
+                for log in logs(arm, label):
+                    log._add_counts(row)
+            for arm, label, k, tally, n in conn.execute(binned):
+                for log in logs(arm, label):
+                    if k is not None:
+                        log.latency_bins[int(k)] = log.latency_bins.get(int(k), 0) + int(n)
+                    log._add_checks(tally, int(n))
+            for arm, label, k, n in conn.execute(first_token):
+                for log in logs(arm, label):
+                    log.ttft_bins[int(k)] = log.ttft_bins.get(int(k), 0) + int(n)
+            for arm, n in conn.execute(units):
+                window.arms[str(arm)].units = int(n)
         return window
+
+    def _latency_bin(self, column: Any) -> Any:
+        """``floor(ln(max(column, 0.001)) * B)``: the column's log-spaced bin."""
+        floor = sa.func.greatest if self.dialect == "postgresql" else sa.func.max
+        return sa.func.floor(sa.func.ln(floor(column, _MIN_MS)) * LATENCY_BINS_PER_E)
 
     # -- live judge scores ---------------------------------------------------------------
 
@@ -443,7 +515,7 @@ class RolloutMixin:
             g.c.ts >= since,
             g.c.arm.in_(("baseline", "candidate")),
             g.c.status < 300,
-            sa.or_(g.c.error_class.is_(None), g.c.error_class.not_in(sorted(STREAM_FAILURES))),
+            _not_in(g.c.error_class, STREAM_FAILURES),
             ~judged,
         )
         with self._transaction("reading the answers to judge", write=False) as conn:

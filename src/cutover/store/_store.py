@@ -12,7 +12,9 @@ caller works on a page.
 
 from __future__ import annotations
 
+import math
 import re
+import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -119,8 +121,26 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        try:  # built into SQLite 3.35+ when compiled with math functions (most are)
+            cursor.execute("SELECT ln(2.0), floor(1.5)")
+        except sqlite3.OperationalError:
+            register_math(dbapi_connection)
     finally:
         cursor.close()
+
+
+def register_math(dbapi_connection: Any) -> None:
+    """``ln`` and ``floor`` for a SQLite built without its math functions (the rollout
+    window bins latencies with them, :meth:`~cutover.store.Store.gateway_window`)."""
+
+    def ln(x: float | None) -> float | None:
+        return math.log(x) if x is not None and x > 0 else None
+
+    def floor(x: float | None) -> int | None:
+        return math.floor(x) if x is not None else None
+
+    dbapi_connection.create_function("ln", 1, ln, deterministic=True)
+    dbapi_connection.create_function("floor", 1, floor, deterministic=True)
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
