@@ -13,16 +13,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from cutover.rollout.controller import Controller, RolloutError
-from cutover.rollout.live_judge import (
-    judge_failures,
-    judge_scores,
-    logged_messages,
-    pick,
-    sample_point,
-)
+from cutover.rollout.live_judge import judge_failures, judge_scores, logged_messages
 from cutover.rollout.plan import load_plan
 from cutover.store import GatewayRequestRow, open_store
 from cutover.store._rollouts import Judgement
@@ -31,35 +24,6 @@ from cutover.testing import OpenAIServer
 from cutover.testing._respond import WireRequest
 
 CAND = "openai:gpt-4.1-mini@http://127.0.0.1:1/v1"
-
-
-def answers(n: int, arm: str, *, text: bool = True) -> list[tuple[Any, ...]]:
-    now = utcnow()
-    return [(f"{arm}-{i}", arm, None, now, text) for i in range(n)]
-
-
-def test_pick_caps_each_arm_and_samples_by_request_id() -> None:
-    rows = answers(1000, "baseline") + answers(30, "candidate")
-    chosen = pick(rows, sample=1.0, per_arm=20)
-    by_arm = {arm: [r for r in chosen if r[1] == arm] for arm in ("baseline", "candidate")}
-    assert len(by_arm["baseline"]) == 20 and len(by_arm["candidate"]) == 20
-    # the lowest sample points of each arm, whatever the order given
-    lowest = sorted((r for r in rows if r[1] == "baseline"), key=lambda r: sample_point(r[0]))
-    assert [r[0] for r in by_arm["baseline"]] == [r[0] for r in lowest[:20]]
-    again = pick(list(reversed(rows)), sample=1.0, per_arm=20)
-    assert {r[0] for r in again} == {r[0] for r in chosen}  # the order given does not matter
-    # a share of the answers is eligible: about `sample` of them
-    eligible = pick(rows, sample=0.1, per_arm=10_000)
-    share = sum(r[1] == "baseline" for r in eligible) / 1000
-    assert 0.07 < share < 0.13
-    # answers without logged text are never picked
-    assert pick(answers(50, "baseline", text=False), sample=1.0, per_arm=10) == []
-
-
-def test_sample_points_are_uniform() -> None:
-    """Kolmogorov-Smirnov against U(0, 1) on 5,000 request ids (the sample is unbiased)."""
-    points = np.array([sample_point(f"req_{i:08x}") for i in range(5000)])
-    assert stats.kstest(points, "uniform").pvalue > 0.001
 
 
 def test_logged_messages_and_scores_per_scope() -> None:

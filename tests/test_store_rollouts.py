@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import math
+import random
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from cutover.store import GatewayRequestRow, open_store
-from cutover.store._rollouts import LATENCY_BINS_PER_E, Judgement, RolloutActiveError
+from cutover.store._rollouts import (
+    LATENCY_BINS_PER_E,
+    Judgement,
+    RolloutActiveError,
+    sample_point,
+)
 from cutover.store._store import register_math
 
 PLAN = {"route": "bot", "stages": [{"weight": 1}, {"weight": 100}], "gates": []}
@@ -138,11 +144,16 @@ def test_gateway_window_per_slice(store_url: str) -> None:
     assert window.arms["candidate"].requests == 4 and window.arms["candidate"].errors == 1
 
 
+def rid(i: int) -> str:
+    """A request id of the gateway's form (``req_`` + 24 hex digits), ordered by ``i``."""
+    return f"req_{i:08x}" + "0" * 16
+
+
 def test_judgements_are_kept_once_per_answer(store_url: str) -> None:
     t0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
     rows = [
         GatewayRequestRow(
-            request_id=f"r{i}",
+            request_id=rid(i),
             ts=t0 + timedelta(seconds=i),
             route="bot",
             arm="candidate" if i % 2 else "baseline",
@@ -159,32 +170,79 @@ def test_judgements_are_kept_once_per_answer(store_url: str) -> None:
     with open_store(store_url) as store:
         store.write_gateway_requests(rows)
         rollout = store.create_rollout("bot", {}, "h", owner=None, actor="t")
-        todo = store.unjudged_answers(rollout.id, "bot", t0)
+        todo = store.answers_to_judge(rollout.id, "bot", t0, per_arm=10)
         # the 503 and the broken stream are not answers; r3 has no logged text
-        assert [(r[0], r[1], r[2], r[4]) for r in todo] == [
-            ("r0", "baseline", "medical", True),
-            ("r1", "candidate", "medical", True),
-            ("r2", "baseline", None, True),
-            ("r3", "candidate", None, False),
+        assert todo.chosen == [
+            (rid(0), "baseline", "medical", t0),
+            (rid(2), "baseline", None, t0 + timedelta(seconds=2)),
+            (rid(1), "candidate", "medical", t0 + timedelta(seconds=1)),
         ]
-        texts = store.request_texts(["r0", "r3", "r9"])
-        assert texts == {"r0": ('[{"role": "user", "content": "hi"}]', "answer 0")}
+        assert (todo.with_text, todo.without_text) == (3, 1)
+        texts = store.request_texts([rid(0), rid(3), rid(9)])
+        assert texts == {rid(0): ('[{"role": "user", "content": "hi"}]', "answer 0")}
         first = [
-            Judgement("r0", "baseline", "medical", t0, 0.8),
-            Judgement("r1", "candidate", "medical", t0 + timedelta(seconds=1), None, "timeout"),
+            Judgement(rid(0), "baseline", "medical", t0, 0.8),
+            Judgement(rid(1), "candidate", "medical", t0 + timedelta(seconds=1), None, "timeout"),
         ]
         assert store.record_judgements(rollout.id, first) == 2
-        again = [Judgement("r0", "baseline", "medical", t0, 0.1)]
+        again = [Judgement(rid(0), "baseline", "medical", t0, 0.1)]
         assert store.record_judgements(rollout.id, again) == 0  # the first score stands
-        assert [r[0] for r in store.unjudged_answers(rollout.id, "bot", t0)] == ["r2", "r3"]
+        left = store.answers_to_judge(rollout.id, "bot", t0, per_arm=10)
+        assert [c[0] for c in left.chosen] == [rid(2)]
+        assert (left.with_text, left.without_text) == (1, 1)
         kept = store.rollout_judgements(rollout.id, t0)
         assert [(j.request_id, j.score, j.error) for j in kept] == [
-            ("r0", 0.8, None),
-            ("r1", None, "timeout"),
+            (rid(0), 0.8, None),
+            (rid(1), None, "timeout"),
         ]
-        assert store.rollout_judgements(rollout.id, t0 + timedelta(seconds=1))[0].request_id == "r1"
+        assert store.rollout_judgements(rollout.id, t0 + timedelta(seconds=1))[0].request_id == rid(
+            1
+        )
         other = store.create_rollout("bot2", {}, "h", owner=None, actor="t")
-        assert len(store.unjudged_answers(other.id, "bot", t0)) == 4  # judged per rollout
+        fresh = store.answers_to_judge(other.id, "bot", t0, per_arm=10)
+        assert fresh.with_text + fresh.without_text == 4  # judged per rollout
+
+
+def test_the_database_picks_a_capped_random_sample_per_arm(store_url: str) -> None:
+    """Per arm, the answers with the lowest sample points (the random part of the
+    gateway's ids), at most ``per_arm``, only those below ``sample``."""
+    t0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    rng = random.Random(3)
+    ids = ["req_" + rng.randbytes(12).hex() for _ in range(1200)]  # as the gateway makes them
+    arm = {rid_: "baseline" if i < 1000 else "candidate" for i, rid_ in enumerate(ids)}
+    rows = [
+        GatewayRequestRow(
+            request_id=rid_,
+            ts=t0 + timedelta(milliseconds=i),
+            route="bot",
+            arm=arm[rid_],
+            target="openai:m",
+            status=200,
+            latency_ms=100.0,
+            output="an answer",
+        )
+        for i, rid_ in enumerate(ids)
+    ]
+    with open_store(store_url) as store:
+        store.write_gateway_requests(rows)
+        rollout = store.create_rollout("bot", {}, "h", owner=None, actor="t")
+        capped = store.answers_to_judge(rollout.id, "bot", t0, per_arm=20)
+        half = store.answers_to_judge(rollout.id, "bot", t0, per_arm=10_000, sample=0.5)
+        none = store.answers_to_judge(rollout.id, "bot", t0, per_arm=10, sample=0.0)
+    for side in ("baseline", "candidate"):
+        lowest = sorted((r for r in ids if arm[r] == side), key=lambda r: sample_point(r) or 1.0)
+        assert [c[0] for c in capped.chosen if c[1] == side] == lowest[:20]
+    points = {c[0]: sample_point(c[0]) for c in half.chosen}
+    assert set(points) == {r for r in ids if (sample_point(r) or 1.0) < 0.5}  # exactly those
+    assert 440 < sum(arm[r] == "baseline" for r in points) < 560  # about half of 1,000
+    assert none.chosen == [] and none.with_text == 1200
+
+
+def test_sample_points_of_gateway_ids() -> None:
+    assert sample_point("req_00000000" + "f" * 16) == 0.0
+    assert sample_point("req_80000000" + "0" * 16) == 0.5
+    assert sample_point("req_ffffffff" + "0" * 16) == pytest.approx(1.0 - 2.0**-32)
+    assert sample_point("r1") is None and sample_point("req_zzzzzzzz" + "0" * 16) is None
 
 
 def test_the_window_bins_latencies_on_a_sqlite_without_math_functions() -> None:

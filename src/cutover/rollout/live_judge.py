@@ -7,12 +7,15 @@ there is none) in the store (``rollout_judgements``). The gate then compares
 the arms' mean scores over the stage like any other mean (see
 ``docs/rollout.md``).
 
-The sample: an answer is eligible when a hash of its request id falls below
-the plan's ``sample`` share, and at most ``max_per_look`` eligible answers per
-arm are judged at each look, lowest hash first. The hash does not depend on
-the arm, the answer or the time, so the judged answers are a random sample of
-each arm's answers; answers left over by the cap stay eligible for the next
-look. A restarted controller goes on from what the store holds.
+The sample: an answer is eligible when its sample point (the random part of
+the gateway's request id, :func:`~cutover.store._rollouts.sample_point`) falls
+below the plan's ``sample`` share, and at most ``max_per_look`` eligible
+answers per arm are judged at each look, lowest point first; the database
+picks them (:meth:`~cutover.store.Store.answers_to_judge`), so a look reads a
+few rows whatever the stage's size. The point does not depend on the arm, the
+answer or the time, so the judged answers are a random sample of each arm's
+answers; answers left over by the cap stay eligible for the next look. A
+restarted controller goes on from what the store holds.
 
 Judging needs the answers' text: the gateways must log it (``log: {prompts:
 true}``). When a look finds answers but none with text, :class:`LiveJudge`
@@ -30,7 +33,6 @@ biased comparison).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -49,11 +51,10 @@ from cutover.rollout.decide import Moments
 from cutover.rollout.plan import JudgeConfig
 from cutover.rollout.sequential import beta_concentration
 from cutover.store import Store
-from cutover.store._rollouts import Judgement
+from cutover.store._rollouts import Judgement, sample_point
 from cutover.suites._case import Case
 from cutover.targets import parse_target
 
-_SCALE = float(1 << 64)
 T = TypeVar("T")
 
 
@@ -66,32 +67,6 @@ def run_blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return asyncio.run(make())
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cutover-judge") as pool:
         return pool.submit(lambda: asyncio.run(make())).result()
-
-
-def sample_point(request_id: str) -> float:
-    """Where ``request_id`` falls in ``[0, 1)`` (BLAKE2b, 64 bits): the sampling order."""
-    digest = hashlib.blake2b(request_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / _SCALE
-
-
-def pick(
-    answers: Iterable[tuple[str, str, str | None, datetime, bool]],
-    *,
-    sample: float,
-    per_arm: int,
-) -> list[tuple[str, str, str | None, datetime]]:
-    """The answers to judge now: eligible (point below ``sample``), ``per_arm`` at most
-    per arm, lowest point first. Answers without text are never picked."""
-    by_arm: dict[str, list[tuple[float, tuple[str, str, str | None, datetime]]]] = {}
-    for request_id, arm, label, ts, has_text in answers:
-        point = sample_point(request_id)
-        if has_text and point < sample:
-            by_arm.setdefault(arm, []).append((point, (request_id, arm, label, ts)))
-    chosen = []
-    for rows in by_arm.values():
-        rows.sort(key=lambda r: r[0])
-        chosen += [row for _, row in rows[:per_arm]]
-    return chosen
 
 
 def logged_messages(prompt: str | None) -> list[dict[str, Any]]:
@@ -139,13 +114,19 @@ class LiveJudge:
 
     def look(self, rollout_id: str, route: str, since: datetime) -> JudgeLook:
         """Judge the answers picked at this look and keep their scores (blocking)."""
-        answers = self.store.unjudged_answers(rollout_id, route, since)
+        found = self.store.answers_to_judge(
+            rollout_id,
+            route,
+            since,
+            per_arm=self.config.max_per_look,
+            sample=self.config.sample,
+        )
         result = JudgeLook()
-        if answers and not any(has_text for *_, has_text in answers):
+        if found.without_text and not found.with_text:
             result.blind = True
             return result
-        chosen = pick(answers, sample=self.config.sample, per_arm=self.config.max_per_look)
-        result.pending = len(answers) - len(chosen)
+        chosen = found.chosen
+        result.pending = found.with_text + found.without_text - len(chosen)
         if not chosen:
             return result
         texts = self.store.request_texts([row[0] for row in chosen])
@@ -265,6 +246,5 @@ __all__ = [
     "judge_failures",
     "judge_scores",
     "logged_messages",
-    "pick",
     "sample_point",
 ]

@@ -210,6 +210,29 @@ def _not_in(column: Any, values: frozenset[str]) -> Any:
     return sa.or_(column.is_(None), column.not_in(sorted(values)))
 
 
+def sample_point(request_id: str) -> float | None:
+    """Where a gateway request id falls in ``[0, 1)``: its first 8 random hex digits over
+    2^32 (the judge's sampling order); ``None`` for an id not of the gateway's form."""
+    if len(request_id) != 28 or not request_id.startswith("req_"):
+        return None
+    try:
+        return int(request_id[4:12], 16) / 2.0**32
+    except ValueError:
+        return None
+
+
+@dataclass(slots=True)
+class AnswersToJudge:
+    """What :meth:`RolloutMixin.answers_to_judge` found at one look."""
+
+    chosen: list[tuple[str, str, str | None, datetime]] = field(default_factory=list)
+    """``(request_id, arm, slice, ts)`` of the answers to judge now."""
+    with_text: int = 0
+    """Answers not judged yet whose text the gateway logged."""
+    without_text: int = 0
+    """Answers not judged yet without logged text (``log.prompts`` off)."""
+
+
 class RolloutActiveError(ValueError):
     """The route already has an active rollout."""
 
@@ -500,29 +523,54 @@ class RolloutMixin:
 
     # -- live judge scores ---------------------------------------------------------------
 
-    def unjudged_answers(
-        self, rollout_id: str, route: str, since: datetime
-    ) -> list[tuple[str, str, str | None, datetime, bool]]:
+    def answers_to_judge(
+        self, rollout_id: str, route: str, since: datetime, *, per_arm: int, sample: float = 1.0
+    ) -> AnswersToJudge:
         """The route's answers since ``since`` that rollout ``rollout_id`` has not judged:
-        ``(request_id, arm, slice, ts, has_text)``; ``has_text`` is false when the gateway
-        did not log the answer's text (``log.prompts`` off)."""
+        how many there are (with and without logged text), and per arm the ``per_arm``
+        with logged text whose sample point is lowest among those below ``sample``.
+
+        The sample point is the request id's random part: the gateway's ids are
+        ``req_`` and 24 hex digits from ``os.urandom``, and the point is the first 8 of
+        them read as a fraction of 2^32 (:func:`sample_point`). It depends on nothing
+        but the random id, so the answers picked are a random sample of each arm's;
+        the database does the picking, so a look reads ``2 x per_arm`` rows whatever
+        the stage's size.
+        """
         g, j = gateway_requests, rollout_judgements
         judged = sa.exists().where(j.c.rollout_id == rollout_id, j.c.request_id == g.c.request_id)
-        query = sa.select(
-            g.c.request_id, g.c.arm, g.c.slice, g.c.ts, g.c.output.is_not(None)
-        ).where(
+        todo = [
             g.c.route == route,
             g.c.ts >= since,
             g.c.arm.in_(("baseline", "candidate")),
             g.c.status < 300,
             _not_in(g.c.error_class, STREAM_FAILURES),
             ~judged,
-        )
+        ]
+        has_text = g.c.output.is_not(None)
+        key = sa.collate(g.c.request_id, "C") if self.dialect == "postgresql" else g.c.request_id
+        eligible = [*todo, has_text]
+        if sample < 1.0:
+            point: Any = sa.func.substr(g.c.request_id, 5, 8)
+            if self.dialect == "postgresql":
+                point = sa.collate(point, "C")
+            eligible.append(point < f"{min(int(sample * 2**32), 2**32 - 1):08x}")
+        counts = sa.select(_count_if(has_text), sa.func.count()).where(*todo)
+        out = AnswersToJudge()
         with self._transaction("reading the answers to judge", write=False) as conn:
-            return [
-                (str(rid), str(arm), label, ts, bool(has_text))
-                for rid, arm, label, ts, has_text in conn.execute(query)
-            ]
+            with_text, total = conn.execute(counts).one()
+            out.with_text, out.without_text = int(with_text or 0), int(total) - int(with_text or 0)
+            for arm in ("baseline", "candidate"):
+                query = (
+                    sa.select(g.c.request_id, g.c.arm, g.c.slice, g.c.ts)
+                    .where(*eligible, g.c.arm == arm)
+                    .order_by(key)
+                    .limit(per_arm)
+                )
+                out.chosen += [
+                    (str(rid), str(a), label, ts) for rid, a, label, ts in conn.execute(query)
+                ]
+        return out
 
     def request_texts(self, request_ids: Sequence[str]) -> dict[str, tuple[str | None, str]]:
         """Request id -> (prompt as logged, answer text), for the logged answers among ids."""
@@ -589,6 +637,7 @@ class RolloutMixin:
 __all__ = [
     "ACTIVE",
     "ROLLOUT_STATUSES",
+    "AnswersToJudge",
     "ArmLog",
     "Judgement",
     "RolloutActiveError",
@@ -596,4 +645,5 @@ __all__ = [
     "RolloutMixin",
     "RolloutRow",
     "RouteWindow",
+    "sample_point",
 ]
