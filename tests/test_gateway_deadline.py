@@ -9,11 +9,13 @@ upstream, the official SDK as the client.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
 import openai
 import pytest
+from aiohttp import web
 
 from cutover.gateway import Gateway, GatewayConfig
 from cutover.testing import Fault, OpenAIServer, serve_app
@@ -46,14 +48,68 @@ async def ask(cfg: GatewayConfig) -> tuple[int, str, float]:
         return 200, "", time.monotonic() - started
 
 
-async def test_slow_failures_are_retried_only_within_the_timeout(upstream: OpenAIServer) -> None:
-    # Each attempt fails after 0.6 s; five retries allowed. Without the bound the
-    # call would take six attempts, 3.6 s; with it the second attempt is cut at 1 s.
+async def test_a_slow_failure_goes_back_as_it_is_when_no_equal_time_is_left(
+    upstream: OpenAIServer,
+) -> None:
+    # Each attempt fails after 0.6 s; five retries allowed. Without the bound the call
+    # would take six attempts, 3.6 s. After the first, 0.35 s are left: less than an
+    # attempt took, so the upstream's own 503 goes back (not a made-up 504).
     upstream.inject(Fault.status(503, seconds=0.6), times=6)
-    status, message, took = await ask(config(upstream, 1.0, retries=5, retry_max_wait_s=0.05))
-    assert status == 504 and "1s" in message
+    status, _, took = await ask(config(upstream, 1.0, retries=5, retry_max_wait_s=0.05))
+    assert status == 503
+    assert upstream.requests_total == 1
+    assert took < 1.5  # not six attempts
+
+
+async def test_a_retry_is_cut_at_the_timeout(upstream: OpenAIServer) -> None:
+    # A failure after 0.8 s leaves 1.15 s for a retry, which hangs: cut when the 2 s are
+    # up, not a whole timeout after the retry began (2.85 s).
+    upstream.inject(Fault.status(503, seconds=0.8))
+    upstream.inject(Fault.hang())
+    status, message, took = await ask(config(upstream, 2.0, retries=5, retry_max_wait_s=0.05))
+    assert status == 504 and "2s" in message
     assert upstream.requests_total == 2
-    assert took < 2.0
+    assert took < 2.45
+
+
+async def test_a_retried_whole_answer_must_also_end_in_time() -> None:
+    """The retry's headers come in time but its body trickles: the answer (not a stream)
+    must end by the timeout too, not a whole timeout after the retry began."""
+    calls = 0
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # a slow failure, leaving time for one retry
+            await asyncio.sleep(0.8)
+            return web.json_response({"error": {"message": "busy"}}, status=503)
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        for _ in range(40):  # 4 s of body
+            await resp.write(b" ")
+            await asyncio.sleep(0.1)
+        await resp.write(b"{}")
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    async with serve_app(app) as root:
+        cfg = GatewayConfig.model_validate(
+            {
+                "client_keys": [KEY],
+                "routes": {
+                    "bot": {
+                        "baseline": {"target": f"openai:m@{root}/v1", "timeout_s": 2.0},
+                        "retries": 1,
+                        "retry_max_wait_s": 0.05,
+                    }
+                },
+            }
+        )
+        status, _, took = await ask(cfg)
+    assert calls == 2
+    assert status == 504
+    assert took < 2.45  # not 0.85 s + a whole timeout (2.85 s)
 
 
 async def test_no_retry_starts_when_its_pause_would_end_past_the_timeout(

@@ -22,7 +22,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cutover.gateway import Gateway, GatewayConfig
-from cutover.gateway.log import LogStore
+from cutover.gateway.log import LogRecord, LogStore, RequestLog
+from cutover.gateway.metrics import GatewayMetrics
 from cutover.store import GatewayRequestRow, Store
 from cutover.testing import OpenAIServer, serve_app
 
@@ -485,8 +486,6 @@ def test_store_writes_batches_idempotently_and_reports_arm_stats(store_url: str)
 async def test_writer_survives_a_long_outage_and_isolates_a_poison_record() -> None:
     """Thousands of failed writes never kill the writer; a record the store always refuses
     is dropped (counted) after a few attempts instead of blocking the queue."""
-    from cutover.gateway.log import LogRecord, RequestLog
-    from cutover.gateway.metrics import GatewayMetrics
 
     class Access:
         def __init__(self) -> None:
@@ -521,3 +520,40 @@ async def test_writer_survives_a_long_outage_and_isolates_a_poison_record() -> N
     task.cancel()
     assert sorted(access.rows) == [f"r{i}" for i in range(5)]
     assert log.dropped == 1 and len(log) == 0
+
+
+async def test_a_write_cancelled_at_shutdown_puts_its_batch_back() -> None:
+    """The writer task is cancelled while a batch is being written: the batch goes back to
+    the front of the queue (still pending, nothing dropped) for the last flush to write."""
+
+    class Stalled:
+        def __init__(self) -> None:
+            self.release = asyncio.Event()
+            self.rows: list[str] = []
+
+        async def write_requests(self, records: Sequence[LogRecord]) -> None:
+            await self.release.wait()
+            self.rows.extend(r.request_id for r in records)
+
+        async def record_feedback(self, request_id: str, score: float) -> str | None:
+            return None
+
+        async def aclose(self) -> None:
+            return None
+
+    access = Stalled()
+    log = RequestLog(access, GatewayMetrics(), queue_size=8, batch_size=100)
+    for i in range(6):
+        log.submit(LogRecord(f"r{i}", 0.0, "bot", "baseline", None, 200, 1.0))
+    flushing = asyncio.create_task(log.flush())
+    await asyncio.sleep(0.05)
+    assert log._in_flight == 4  # a batch is half the bound at most
+    assert log.submit(LogRecord("r6", 0.0, "bot", "baseline", None, 200, 1.0))
+    flushing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await flushing
+    assert len(log) == 7 and log.dropped == 0
+    assert all(log.is_pending(f"r{i}") for i in range(7))
+    access.release.set()
+    assert await log.flush()
+    assert access.rows == [f"r{i}" for i in range(7)]  # in order, none lost

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from pathlib import Path
 
 import aiohttp
@@ -18,7 +19,12 @@ import openai
 from prometheus_client.parser import text_string_to_metric_families
 from tests.test_gateway_workers import pids_seen, start_workers
 
-from cutover.gateway.metrics import SHARE_INTERVAL_S, GatewayMetrics, SharedMetrics
+from cutover.gateway.metrics import (
+    SHARE_INTERVAL_S,
+    STALE_AFTER_S,
+    GatewayMetrics,
+    SharedMetrics,
+)
 from cutover.gateway.metrics import merge_expositions as merge
 from cutover.testing import OpenAIServer
 
@@ -107,6 +113,26 @@ async def test_each_worker_adds_the_others_files_but_never_its_own(tmp_path: Pat
     (tmp_path / "999999.prom").unlink()
     alone = samples(await shared.render())
     assert sum(v for (n, _), v in alone.items() if n == "cutover_gateway_requests_total") == 3
+
+
+async def test_a_dead_workers_counters_stay_but_not_its_gauges(tmp_path: Path) -> None:
+    """A file not written for STALE_AFTER_S is a dead worker's: its shadow counters still
+    add up, its spending of the day (a gauge) no longer does; a damaged file is skipped."""
+    mine, dead = GatewayMetrics(), GatewayMetrics()
+    mine.shadow_counters = lambda: {"scheduled": 2, "spent_usd": {"bot": 0.5}}
+    dead.shadow_counters = lambda: {"scheduled": 3, "spent_usd": {"bot": 4.0}}
+    old = tmp_path / "999999-00000000.prom"
+    old.write_bytes(dead.render())
+    (tmp_path / "999998-00000000.prom").write_text("cutover_gateway_requests_total{ 1\n")
+    shared = SharedMetrics(mine, tmp_path)
+    spent = ("cutover_gateway_shadow_spent_usd", frozenset({("route", "bot")}))
+    scheduled = ("cutover_gateway_shadow_scheduled_total", frozenset())
+    live = samples(await shared.render())
+    assert (live[spent], live[scheduled]) == (4.5, 5.0)  # the other worker is alive
+    long_ago = time.time() - STALE_AFTER_S - 1
+    os.utime(old, (long_ago, long_ago))
+    later = samples(await shared.render())
+    assert (later[spent], later[scheduled]) == (0.5, 5.0)
 
 
 async def _host_requests(root: str) -> float:

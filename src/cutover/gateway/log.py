@@ -299,17 +299,21 @@ class RequestLog(FlushLoop):
         """Write everything queued now; ``False`` if a write failed (rows kept)."""
         async with self._flush_lock:
             while self._queue:
-                n = min(self.batch_size, len(self._queue))
+                # At most half the bound at once, so a small queue_size still leaves room
+                # for the records that come in while a batch is written.
+                n = min(self.batch_size, max(self.queue_size // 2, 1), len(self._queue))
                 batch = [self._queue.popleft() for _ in range(n)]
                 # The batch still counts against the bound while it is written, so the
                 # records held never exceed queue_size and a failed batch always fits back.
                 self._in_flight = n
+                written = False
                 try:
                     written = await self._write(batch)
-                finally:
+                finally:  # failed, or cancelled at shutdown: back to the front, for the last flush
                     self._in_flight = 0
+                    if not written:
+                        self._queue.extendleft(reversed(batch))
                 if not written:
-                    self._queue.extendleft(reversed(batch))
                     return False
         return True
 

@@ -18,7 +18,9 @@ directory the supervisor gives it, once a second and when it stops, and a
 scrape adds the other workers' files to the answering worker's live series.
 Every series is a counter, a histogram or the shadow's spending (a gauge that
 adds up over processes), so the host's value is the sum. A worker that died
-leaves its last file, so the host's counters never go back.
+leaves its last file, so the host's counters never go back; its gauges stop
+counting once its file is :data:`STALE_AFTER_S` old (a dead worker spends
+nothing today).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -42,6 +45,9 @@ from prometheus_client.registry import Collector
 NO_ROUTE = "-"
 SHARE_INTERVAL_S: Final = 1.0
 """How often a worker writes its series for the others' scrapes (``--workers N``)."""
+STALE_AFTER_S: Final = 5 * SHARE_INTERVAL_S
+"""A worker's file not written for this long is a dead worker's: its counters still
+count (they happened), its gauges no longer do (they describe a live process)."""
 _SUFFIX: Final = ".prom"
 
 logger = logging.getLogger(__name__)
@@ -272,18 +278,27 @@ class GatewayMetrics:
         return generate_latest(self.registry)
 
 
-def merge_expositions(texts: Iterable[str]) -> bytes:
+def merge_expositions(texts: Iterable[str], stale: Iterable[str] = ()) -> bytes:
     """Several processes' ``/metrics`` texts as one: each sample summed over the texts.
 
     Samples are matched by name and labels (a histogram's ``le`` included), so
     counters, histogram buckets, sums and counts add up; a family or series
     only some processes have is kept as it is. ``*_created`` samples (when a
-    counter started) take the earliest value, not the sum.
+    counter started) take the earliest value, not the sum. ``stale`` texts (dead
+    processes') add their counters and histograms but not their gauges.
     """
     families: dict[str, Metric] = {}
     values: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
-    for text in texts:
-        for family in text_string_to_metric_families(text):
+    given = [(text, False) for text in texts] + [(text, True) for text in stale]
+    for text, dead in given:
+        try:
+            parsed = list(text_string_to_metric_families(text))
+        except ValueError as exc:  # a damaged file must not fail the scrape
+            logger.warning("skipping a worker's metrics that cannot be read (%s)", exc)
+            continue
+        for family in parsed:
+            if dead and family.type == "gauge":
+                continue
             if family.name not in families:
                 families[family.name] = Metric(family.name, family.documentation, family.type)
                 values[family.name] = {}
@@ -327,7 +342,8 @@ class SharedMetrics:
     def __init__(self, metrics: GatewayMetrics, directory: Path) -> None:
         self.metrics = metrics
         self.directory = directory
-        self.path = directory / f"{os.getpid()}{_SUFFIX}"
+        # pid and a random part: a new worker that gets a dead one's pid keeps its own file
+        self.path = directory / f"{os.getpid()}-{os.urandom(4).hex()}{_SUFFIX}"
         self._lock = threading.Lock()
         self._taken = 0  # snapshots taken (on the event loop)
         self._written = 0  # the newest snapshot in the file
@@ -371,19 +387,22 @@ class SharedMetrics:
             self._store(number, own)
         except OSError as exc:
             logger.warning("cannot share this worker's metrics (%s)", exc)
-        texts = [own.decode()]
+        texts, stale = [own.decode()], list[str]()
         try:
             others = sorted(self.directory.glob(f"*{_SUFFIX}"))
         except OSError:
             others = []
+        stale_before = time.time() - STALE_AFTER_S
         for path in others:
             if path == self.path:
                 continue
             try:
-                texts.append(path.read_text())
+                text = path.read_text()
+                old = path.stat().st_mtime < stale_before
             except OSError:  # gone since it was listed
                 continue
-        return merge_expositions(texts)
+            (stale if old else texts).append(text)
+        return merge_expositions(texts, stale)
 
 
 def feedback_value(score: float) -> str:
@@ -398,6 +417,7 @@ def feedback_value(score: float) -> str:
 __all__ = [
     "NO_ROUTE",
     "SHARE_INTERVAL_S",
+    "STALE_AFTER_S",
     "GatewayMetrics",
     "SharedMetrics",
     "feedback_value",

@@ -17,10 +17,12 @@ stream that breaks after it started is never retried (the client has part of
 it); the gateway ends it with an error event instead.
 
 The target's ``timeout_s`` bounds the retries too, counted from the first
-attempt: a retry is made only if its pause ends before then, and its answer
-must start by then (else ``TimeoutError``, a 504 for the client), so a slow
-upstream that keeps failing cannot stretch one call to ``retries + 1``
-timeouts.
+attempt, so a slow upstream that keeps failing cannot stretch one call to
+``retries + 1`` timeouts. A retry is made only if, after its pause, there is
+at least as much time left as the failed attempt took (else the failed answer
+goes back as it is: a real 503 with its Retry-After beats a made-up 504). A
+retry's answer must start by then (else ``TimeoutError``, a 504), and a
+whole answer (not a stream) must also end by then.
 """
 
 from __future__ import annotations
@@ -57,23 +59,23 @@ async def open_upstream(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + upstream.target.timeout_s
     attempt = 0
+    this = timeout
     while True:
         wait: float | None
+        started = loop.time()
         try:
             if attempt == 0:
-                resp = await session.post(
-                    upstream.url, data=payload, headers=headers, timeout=timeout
-                )
+                resp = await session.post(upstream.url, data=payload, headers=headers, timeout=this)
             else:
                 async with asyncio.timeout_at(deadline):
                     resp = await session.post(
-                        upstream.url, data=payload, headers=headers, timeout=timeout
+                        upstream.url, data=payload, headers=headers, timeout=this
                     )
         except (aiohttp.ClientConnectionError, OSError) as exc:
             if isinstance(exc, TimeoutError) or attempt >= upstream.retries:
                 raise
             wait = _backoff(attempt, upstream.retry_max_wait_s)
-            if loop.time() + wait >= deadline:
+            if not _time_for_another(loop.time(), started, wait, deadline):
                 raise
         else:
             if resp.status not in RETRY_STATUSES or attempt >= upstream.retries:
@@ -83,12 +85,21 @@ async def open_upstream(
                 wait = _backoff(attempt, upstream.retry_max_wait_s)
             elif wait > upstream.retry_max_wait_s:
                 return resp
-            if loop.time() + wait >= deadline:  # no time left for another attempt
+            if not _time_for_another(loop.time(), started, wait, deadline):
                 return resp
             resp.release()
         attempt += 1
+        if timeout.sock_read is None and timeout.total is not None:  # a whole answer: ends in time
+            this = aiohttp.ClientTimeout(
+                total=max(deadline - loop.time() - wait, 0.001), sock_connect=timeout.sock_connect
+            )
         trace.retries += 1
         await asyncio.sleep(wait)
+
+
+def _time_for_another(now: float, started: float, wait: float, deadline: float) -> bool:
+    """After the pause, at least as much time left as the failed attempt took."""
+    return deadline - (now + wait) >= now - started
 
 
 def _backoff(attempt: int, cap: float) -> float:

@@ -114,8 +114,9 @@ class RolloutEvent:
 
 
 LATENCY_BINS_PER_E: Final = 200
-"""Latency and time-to-first-token bins per unit of natural log: each bin is 0.5% wide
-(``exp(1/200) - 1``), so a quantile read from them is within 0.5% of the exact one."""
+"""Latency and time-to-first-token bins per unit of natural log: each bin is 0.501% wide
+(``exp(1/200) - 1``), so a quantile bound read from them is at most one bin off the
+exact one (and on the conservative side)."""
 _MIN_MS: Final = 0.001
 
 
