@@ -332,7 +332,7 @@ class SharedMetrics:
     """One worker's view of the host's metrics (``cutover gateway --workers N``).
 
     ``directory`` is the supervisor's, shared by its workers: each keeps its
-    own series in ``<pid>.prom`` there, written every :data:`SHARE_INTERVAL_S`
+    own series in ``<pid>-<random>.prom`` there, written every :data:`SHARE_INTERVAL_S`
     (:meth:`run`), at every scrape it answers and once more when it stops
     (:meth:`write`). A scrape (:meth:`render`) sums the files, its own
     written first, so successive scrapes never go back whichever worker
