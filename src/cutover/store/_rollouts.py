@@ -502,6 +502,8 @@ class RolloutMixin:
             return out
 
         with self._transaction("reading the gateway request log", write=False) as conn:
+            if self.dialect == "postgresql":  # the four passes see the same rows (SQLite does)
+                conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             for arm, label, *row in conn.execute(counts):
                 for log in logs(arm, label):
                     log._add_counts(row)
