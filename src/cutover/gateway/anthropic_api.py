@@ -355,7 +355,7 @@ class AnthropicEndpoints:
         send = {**upstream.headers, **extra} if extra else upstream.headers
         try:
             resp = await open_upstream(
-                self.gateway.session, upstream, payload, send, upstream.timeout, trace
+                self.gateway.session, upstream, payload, send, trace, stream=False
             )
             try:
                 data = await resp.read()
@@ -415,7 +415,7 @@ class AnthropicEndpoints:
         send = {**upstream.headers, **extra} if extra else upstream.headers
         try:
             resp = await open_upstream(
-                self.gateway.session, upstream, payload, send, upstream.stream_timeout, trace
+                self.gateway.session, upstream, payload, send, trace, stream=True
             )
         except TimeoutError:
             return dialect.error(504, _timeout_message(upstream), headers)

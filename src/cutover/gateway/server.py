@@ -500,7 +500,7 @@ class Gateway:
     ) -> web.Response:
         try:
             resp = await open_upstream(
-                self.session, upstream, payload, upstream.headers, upstream.timeout, trace
+                self.session, upstream, payload, upstream.headers, trace, stream=False
             )
             try:
                 data = await resp.read()
@@ -537,7 +537,7 @@ class Gateway:
     ) -> web.StreamResponse:
         try:
             resp = await open_upstream(
-                self.session, upstream, payload, upstream.headers, upstream.stream_timeout, trace
+                self.session, upstream, payload, upstream.headers, trace, stream=True
             )
         except TimeoutError:
             return _timeout(upstream, headers)

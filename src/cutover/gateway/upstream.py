@@ -48,10 +48,13 @@ async def open_upstream(
     upstream: Upstream,
     payload: bytes,
     headers: Mapping[str, str],
-    timeout: aiohttp.ClientTimeout,
     trace: Trace,
+    *,
+    stream: bool,
 ) -> aiohttp.ClientResponse:
-    """The upstream's response (any status, body unread); the caller releases it.
+    """The upstream's response (any status, body unread); the caller releases it. A
+    ``stream`` is bounded per chunk (``upstream.stream_timeout``), a whole answer as a
+    whole (``upstream.timeout``).
 
     Raises what ``session.post`` raises (``TimeoutError``, ``aiohttp.ClientError``,
     ``OSError``) when the last attempt fails that way.
@@ -59,7 +62,7 @@ async def open_upstream(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + upstream.target.timeout_s
     attempt = 0
-    this = timeout
+    this = upstream.stream_timeout if stream else upstream.timeout
     while True:
         wait: float | None
         started = loop.time()
@@ -89,9 +92,10 @@ async def open_upstream(
                 return resp
             resp.release()
         attempt += 1
-        if timeout.sock_read is None and timeout.total is not None:  # a whole answer: ends in time
+        if not stream:  # a whole answer ends in time too
             this = aiohttp.ClientTimeout(
-                total=max(deadline - loop.time() - wait, 0.001), sock_connect=timeout.sock_connect
+                total=max(deadline - loop.time() - wait, 0.001),
+                sock_connect=upstream.timeout.sock_connect,
             )
         trace.retries += 1
         await asyncio.sleep(wait)
