@@ -64,6 +64,20 @@ async def until_beating(
             await beating
 
 
+async def back_on_the_rollout(postgres_url: str, rollout_id: str, state: RouteState) -> None:
+    """The controller beats again: the replica returns to the rollout's weight (50)."""
+    await until_beating(
+        postgres_url, rollout_id, lambda: state.weight("bot") == 50.0 and not state.failsafe
+    )
+
+
+async def weight_kept_through_an_outage(db_name: str, state: RouteState, weight: float) -> None:
+    """A weight the failsafe must leave alone stays through a store outage."""
+    with outage(db_name):
+        await asyncio.sleep(1.5)
+        assert state.weight("bot") == weight and not state.failsafe
+
+
 def block_connections(db: str, blocked: bool) -> None:
     with psycopg.connect(ADMIN, autocommit=True) as conn:
         conn.execute(
@@ -118,39 +132,27 @@ async def test_weight_falls_back_when_the_controller_or_the_store_goes_quiet(
 
         # the controller stops beating: after the failsafe time, back to the baseline
         await until(lambda: state.weight("bot") == 0.0 and "bot" in state.failsafe)
-        with open_store(postgres_url) as store:
-            store.rollout_heartbeat(rollout.id)  # it is back
-        await until_beating(
-            postgres_url, rollout.id, lambda: state.weight("bot") == 50.0 and not state.failsafe
-        )
+        await back_on_the_rollout(postgres_url, rollout.id, state)  # it is back
 
         # the database refuses every connection: the replica cannot see anything
         with open_store(postgres_url) as store:
             store.rollout_heartbeat(rollout.id)  # the controller is fine; the store is not
         with outage(db_name):
             await until(lambda: state.weight("bot") == 0.0 and "bot" in state.failsafe)
-        with open_store(postgres_url) as store:
-            store.rollout_heartbeat(rollout.id)
-        await until_beating(
-            postgres_url, rollout.id, lambda: state.weight("bot") == 50.0 and not state.failsafe
-        )
+        await back_on_the_rollout(postgres_url, rollout.id, state)
 
         # a finished rollout leaves its weight alone in an outage
         with open_store(postgres_url) as store:
             store.update_rollout(rollout.id, event="complete", actor="c", status="promoted")
             store.set_gateway_route_weight("bot", 100.0, actor="rollout:abc", action="promote")
         await until(lambda: state.weight("bot") == 100.0)
-        with outage(db_name):
-            await asyncio.sleep(1.5)
-            assert state.weight("bot") == 100.0 and not state.failsafe
+        await weight_kept_through_an_outage(db_name, state, 100.0)
 
         # a weight not set by a rollout is never touched by the failsafe
         with open_store(postgres_url) as store:
             store.set_gateway_route_weight("bot", 30.0, actor="alice", action="set_weight")
         await until(lambda: state.weight("bot") == 30.0)
-        with outage(db_name):
-            await asyncio.sleep(1.5)
-            assert state.weight("bot") == 30.0 and not state.failsafe
+        await weight_kept_through_an_outage(db_name, state, 30.0)
 
 
 async def test_a_rollout_finished_just_before_an_outage_keeps_its_weight(
@@ -172,20 +174,14 @@ async def test_a_rollout_finished_just_before_an_outage_keeps_its_weight(
         # the NOTIFY alone told the replica a running rollout set this weight
         with outage(db_name):
             await until(lambda: state.weight("bot") == 0.0 and "bot" in state.failsafe)
-        with open_store(postgres_url) as store:
-            store.rollout_heartbeat(rollout.id)
         # only the LISTEN reconnection (once a second) reads the store again here
-        await until_beating(
-            postgres_url, rollout.id, lambda: state.weight("bot") == 50.0 and not state.failsafe
-        )
+        await back_on_the_rollout(postgres_url, rollout.id, state)
 
         with open_store(postgres_url) as store:
             store.update_rollout(rollout.id, event="complete", actor="c", status="promoted")
             store.set_gateway_route_weight("bot", 100.0, actor="rollout:abc", action="promote")
         await until(lambda: state.weight("bot") == 100.0)
-        with outage(db_name):
-            await asyncio.sleep(1.5)
-            assert state.weight("bot") == 100.0 and not state.failsafe
+        await weight_kept_through_an_outage(db_name, state, 100.0)
 
 
 async def test_a_gateway_host_clock_ahead_does_not_silence_a_live_controller(

@@ -105,6 +105,17 @@ owner: oncall@example.com
 SLICE_GATE = "  - {metric: refusal_rate, margin: 0.1, slices: [medical]}\n"
 
 
+def _controller(
+    tmp_path: Path, store: Any, judge: str, sent: list[dict[str, Any]], extra: str = ""
+) -> Controller:
+    """A controller for :data:`PLAN` (judge target ``judge``) on the seeded route ``bot``,
+    its notifications appended to ``sent``."""
+    plan_path = tmp_path / "plan.yaml"
+    plan_path.write_text(PLAN.format(cand=CAND, extra=extra, judge=judge))
+    store.seed_gateway_routes([("bot", 0.0, CAND)])
+    return Controller(store, load_plan(plan_path), notify=lambda p: sent.append(p) or [])
+
+
 def _log(store: Any, since: Any, n: int, *, text: bool, label: str | None = None) -> None:
     """``n`` answers logged as the gateway logs them, alternating arms, every fifth with the
     slice ``label``; with ``text`` their prompt and answer too."""
@@ -137,16 +148,10 @@ async def test_the_controller_alerts_once_when_a_gate_cannot_be_fed(tmp_path: Pa
         raise AssertionError("the judge must not be called")
 
     async with OpenAIServer(responder=never) as judge:
-        plan_path = tmp_path / "plan.yaml"
-        plan_path.write_text(
-            PLAN.format(cand=CAND, extra=SLICE_GATE, judge=f"openai:judge@{judge.base_url}")
-        )
         sent: list[dict[str, Any]] = []
         with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
-            store.seed_gateway_routes([("bot", 0.0, CAND)])
-            controller = Controller(
-                store, load_plan(plan_path), notify=lambda p: sent.append(p) or []
-            )
+            judged_by = f"openai:judge@{judge.base_url}"
+            controller = _controller(tmp_path, store, judged_by, sent, SLICE_GATE)
             row = controller.start()
             _log(store, row.stage_started_at, 200, text=False)
             looks = [controller.step() for _ in range(3)]
@@ -164,12 +169,9 @@ def test_start_refuses_a_judge_that_cannot_be_called(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    plan_path = tmp_path / "plan.yaml"
-    plan_path.write_text(PLAN.format(cand=CAND, extra="", judge="openai:gpt-4.1"))
     with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
-        store.seed_gateway_routes([("bot", 0.0, CAND)])
         with pytest.raises(RolloutError) as caught:
-            Controller(store, load_plan(plan_path), notify=lambda p: []).start()
+            _controller(tmp_path, store, "openai:gpt-4.1", []).start()
         assert caught.value.field == "gates.1.judge.target"
         assert "OPENAI_API_KEY" in caught.value.message
         assert store.latest_rollout("bot") is None
@@ -181,14 +183,9 @@ async def test_a_judge_that_answers_nonsense_is_kept_as_failures_and_alerted(
     """Unreadable judge answers: each is kept with its reason (never a score), the gate has
     no data and holds, and one judge_failing alert says why."""
     async with OpenAIServer(responder=lambda wire: "I would rather not score this.") as judge:
-        plan_path = tmp_path / "plan.yaml"
-        plan_path.write_text(PLAN.format(cand=CAND, extra="", judge=f"openai:j@{judge.base_url}"))
         sent: list[dict[str, Any]] = []
         with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
-            store.seed_gateway_routes([("bot", 0.0, CAND)])
-            controller = Controller(
-                store, load_plan(plan_path), notify=lambda p: sent.append(p) or []
-            )
+            controller = _controller(tmp_path, store, f"openai:j@{judge.base_url}", sent)
             row = controller.start()
             _log(store, row.stage_started_at, 100, text=True, label="medical")
             looks = [await asyncio.to_thread(controller.step) for _ in range(2)]
