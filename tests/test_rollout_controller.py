@@ -200,6 +200,32 @@ async def test_injected_regression_is_rolled_back_automatically(
     assert audit[0].action == "rollout_rollback" and audit[0].actor.startswith("rollout:")
 
 
+@asynccontextmanager
+async def rollout_behind_gateway(
+    tmp_path: Path,
+    postgres_url: str,
+    reply: Callable[[WireRequest], str],
+    plan: Callable[[str], str] | None = None,
+    *,
+    prompts: bool = False,
+) -> AsyncIterator[tuple[str, OpenAIServer, Store, Controller, RolloutRow]]:
+    """A gateway on PostgreSQL in front of ``reply`` and a started rollout of ``plan``
+    (its text for the upstream's URL; :func:`write_plan`'s plan when not given)."""
+    async with (
+        OpenAIServer(responder=reply) as upstream,
+        gateway(postgres_url, upstream.base_url, prompts=prompts) as root,
+    ):
+        await traffic(root, 10, 0)
+        if plan is None:
+            path = write_plan(tmp_path, upstream.base_url)
+        else:
+            path = tmp_path / "plan.yaml"
+            path.write_text(plan(upstream.base_url))
+        with open_store(postgres_url) as store:
+            controller = Controller(store, load_plan(path), notify=lambda p: [])
+            yield root, upstream, store, controller, controller.start()
+
+
 async def test_candidate_refusing_more_is_rolled_back_on_live_refusal_checks(
     tmp_path: Path, postgres_url: str
 ) -> None:
@@ -212,17 +238,15 @@ async def test_candidate_refusing_more_is_rolled_back_on_live_refusal_checks(
             return "I'm sorry, but I can't help with that request."
         return f"Here is the answer to: {wire.last_user_text}"
 
-    async with (
-        OpenAIServer(responder=reply) as upstream,
-        gateway(postgres_url, upstream.base_url) as root,
+    async with rollout_behind_gateway(tmp_path, postgres_url, reply) as (
+        root,
+        upstream,
+        store,
+        controller,
+        row,
     ):
-        await traffic(root, 10, 0)
-        plan = load_plan(write_plan(tmp_path, upstream.base_url))
-        with open_store(postgres_url) as store:
-            controller = Controller(store, plan, notify=lambda p: [])
-            row = controller.start()
-            action = await drive(controller, root, upstream, fail=False)
-            events = store.rollout_events(row.id)
+        action = await drive(controller, root, upstream, fail=False)
+        events = store.rollout_events(row.id)
     assert action == "rollback"
     gates = {g["metric"]: g for g in events[-1].detail["gates"]}  # type: ignore[index]
     assert gates["refusal_rate"]["status"] == "rollback"
@@ -283,18 +307,18 @@ async def test_a_regression_on_one_slice_is_rolled_back_on_that_slice(
             return "I'm sorry, but I can't help with that request."
         return f"Here is the answer to: {wire.last_user_text}"
 
-    async with (
-        OpenAIServer(responder=reply) as upstream,
-        gateway(postgres_url, upstream.base_url) as root,
+    def plan(upstream: str) -> str:
+        return SLICE_PLAN.format(cand=CAND, upstream=upstream)
+
+    async with rollout_behind_gateway(tmp_path, postgres_url, reply, plan) as (
+        root,
+        upstream,
+        store,
+        controller,
+        row,
     ):
-        await traffic(root, 10, 0)
-        path = tmp_path / "plan.yaml"
-        path.write_text(SLICE_PLAN.format(cand=CAND, upstream=upstream.base_url))
-        with open_store(postgres_url) as store:
-            controller = Controller(store, load_plan(path), notify=lambda p: [])
-            row = controller.start()
-            action = await drive(controller, root, upstream, fail=False, medical_every=5)
-            events = store.rollout_events(row.id)
+        action = await drive(controller, root, upstream, fail=False, medical_every=5)
+        events = store.rollout_events(row.id)
     assert action == "rollback"
     gates = {(g["metric"], g["scope"]): g for g in events[-1].detail["gates"]}  # type: ignore[index]
     medical = gates[("refusal_rate", "medical")]
@@ -341,16 +365,16 @@ async def judged_rollout(
     """A gateway logging answer text to PostgreSQL in front of ``reply``, a judge answering
     with ``judge_reply`` and a started rollout of :func:`judge_plan`."""
     async with (
-        OpenAIServer(responder=reply) as upstream,
         OpenAIServer(responder=judge_reply) as judge,
-        gateway(postgres_url, upstream.base_url, prompts=True) as root,
+        rollout_behind_gateway(
+            tmp_path,
+            postgres_url,
+            reply,
+            lambda upstream: judge_plan(upstream, judge.base_url),
+            prompts=True,
+        ) as (root, upstream, store, controller, row),
     ):
-        await traffic(root, 10, 0)
-        path = tmp_path / "plan.yaml"
-        path.write_text(judge_plan(upstream.base_url, judge.base_url))
-        with open_store(postgres_url) as store:
-            controller = Controller(store, load_plan(path), notify=lambda p: [])
-            yield root, upstream, judge, store, controller, controller.start()
+        yield root, upstream, judge, store, controller, row
 
 
 @pytest.mark.parametrize("curt", [False, True], ids=["as-good", "worse"])
